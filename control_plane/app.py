@@ -1,0 +1,70 @@
+"""The FastAPI application factory and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from . import __version__
+from .api import errors
+from .api.routes import auth, devices
+from .config import Settings, get_settings
+from .db import make_engine, make_sessionmaker, migrate
+from .ingest import Ingest, device_subscriptions
+from .mqtt import MqttService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
+    """Build the control plane: API, console, and (in the lifespan) the MQTT ingest."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    ingest = Ingest(factory, errors_kept=settings.ingest_errors_kept)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            migrate(settings.database_url)
+        mqtt: MqttService | None = None
+        if settings.mqtt_enabled:
+            share = settings.ingest_share_group if settings.ingest_shared else None
+            mqtt = MqttService(settings, ingest.handle_many, list(device_subscriptions(share)))
+            await mqtt.start()
+        app.state.mqtt = mqtt
+        try:
+            yield
+        finally:
+            if mqtt is not None:
+                await mqtt.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="ΔiFronte control plane",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = factory
+    app.state.ingest = ingest
+    app.state.mqtt = None
+    errors.install(app)
+
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(auth.router)
+    api.include_router(devices.router)
+    app.include_router(api)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, object]:
+        mqtt = app.state.mqtt
+        return {"ok": True, "mqtt": bool(mqtt and mqtt.connected.is_set())}
+
+    return app

@@ -1,0 +1,58 @@
+"""The control plane's one typed configuration object."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEV_SECRET = "development-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Settings from the environment (prefix ``DIFRONTE_``) or a ``.env`` file."""
+
+    model_config = SettingsConfigDict(env_prefix="DIFRONTE_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///var/difronte.db"
+    secret_key: str = _DEV_SECRET
+    public_url: str = "http://127.0.0.1:8000"
+
+    # The control plane's own broker account and the broker it drives.
+    mqtt_enabled: bool = True
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str = "difronte-cp"
+    mqtt_password: str = _DEV_SECRET
+    mqtt_tls_ca: Path | None = None
+    mqtt_keepalive: int = Field(default=30, ge=5, le=3600)
+    mqtt_instance: str = "cp-1"
+    # Several ingest workers share the device stream through this shared-subscription group.
+    ingest_share_group: str = "difronte-ingest"
+    ingest_shared: bool = True
+
+    # Mosquitto files the control plane writes when devices are added or revoked.
+    broker_password_file: Path | None = None
+    broker_acl_file: Path | None = None
+    broker_pid_file: Path | None = None
+
+    # Keep this many rejected messages per device for the fleet manager to look at.
+    ingest_errors_kept: int = 50
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.environment == "production":
+            for name in ("secret_key", "mqtt_password"):
+                if getattr(self, name) == _DEV_SECRET:
+                    raise ValueError(f"{name}: set a real secret (DIFRONTE_{name.upper()})")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

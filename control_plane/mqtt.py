@@ -1,0 +1,164 @@
+"""The control plane's MQTT session: birth/will, subscriptions, ingest workers, publishing.
+
+We own the connection loop (STYLE 3): reconnect with full-jitter capped backoff, subscriptions
+re-made on every connect, a refused password stops retrying. Messages are queued and stored by
+worker tasks in batches, one database transaction per batch, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiomqtt
+
+from edge import protocol as p
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+_AUTH_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 and 5 "bad credentials" / "not authorised"
+BatchHandler = Callable[[Sequence[tuple[str, bytes]]], None]
+
+
+def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Full-jitter exponential backoff (aiomqtt / AWS architecture blog)."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """True when the broker refused our credentials: retrying won't help."""
+    rc = getattr(exc, "rc", None)
+    value = getattr(rc, "value", rc)
+    return isinstance(exc, aiomqtt.MqttConnectError) and value in _AUTH_CODES
+
+
+class MqttService:
+    """One MQTT connection of a control-plane process, with its ingest workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        handle_batch: BatchHandler,
+        subscriptions: Sequence[str],
+        *,
+        workers: int = 2,
+        batch_max: int = 500,
+    ) -> None:
+        self._settings = settings
+        self._handle_batch = handle_batch
+        self._subscriptions = list(subscriptions)
+        self._workers = workers
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=50_000)
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+        self.auth_failed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._on_connect: list[Callable[[], Awaitable[None]]] = []
+
+    def on_connect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after every (re)connect, once subscriptions are in place."""
+        self._on_connect.append(callback)
+
+    async def start(self) -> None:
+        """Start the connection loop and the workers in the background."""
+        self._tasks.append(asyncio.create_task(self._connection_loop(), name="cp-mqtt"))
+        for i in range(self._workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"cp-ingest-{i}"))
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Store what is queued (bounded by ``timeout``), then cancel and await every task."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, timeout: float = 10.0
+    ) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK."""
+        await asyncio.wait_for(self.connected.wait(), timeout)
+        assert self._client is not None
+        await self._client.publish(topic, payload, qos=1, retain=retain, timeout=timeout)
+
+    def _will(self) -> aiomqtt.Will:
+        msg = p.CpStatus(ts=p.now(), online=False, instance=self._settings.mqtt_instance)
+        return aiomqtt.Will(p.topic(p.TopicKind.CP_STATUS), p.encode(msg), qos=1, retain=True)
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if self._settings.mqtt_tls_ca is None:
+            return None
+        return ssl.create_default_context(cafile=str(self._settings.mqtt_tls_ca))
+
+    async def _connection_loop(self) -> None:
+        s = self._settings
+        attempt = 0
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    s.mqtt_host,
+                    s.mqtt_port,
+                    username=s.mqtt_username,
+                    password=s.mqtt_password,
+                    identifier=f"difronte-cp-{s.mqtt_instance}",
+                    keepalive=s.mqtt_keepalive,
+                    will=self._will(),
+                    tls_context=self._tls(),
+                    clean_session=True,
+                    max_queued_incoming_messages=0,
+                    logger=log,
+                ) as client:
+                    self._client = client
+                    for flt in self._subscriptions:
+                        await client.subscribe(flt, qos=1)
+                    birth = p.CpStatus(ts=p.now(), online=True, instance=s.mqtt_instance)
+                    await client.publish(
+                        p.topic(p.TopicKind.CP_STATUS), p.encode(birth), qos=1, retain=True
+                    )
+                    self.connected.set()
+                    attempt = 0
+                    log.info("connected to mqtt://%s:%d", s.mqtt_host, s.mqtt_port)
+                    for callback in self._on_connect:
+                        await callback()
+                    async for message in client.messages:
+                        payload = message.payload
+                        data = payload if isinstance(payload, bytes) else str(payload).encode()
+                        await self._queue.put((message.topic.value, data))
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                self._client = None
+                if is_auth_failure(exc):
+                    self.auth_failed = True
+                    log.error("the broker refused the control plane's credentials: %s", exc)
+                    return
+                delay = backoff_delay(attempt)
+                attempt += 1
+                if attempt == 1:
+                    log.warning("mqtt connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(delay)
+
+    async def _worker(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self._batch_max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                await asyncio.to_thread(self._handle_batch, batch)
+            except Exception:
+                # Storage trouble (database down): log and keep the loop alive.
+                log.exception("storing %d messages failed", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()

@@ -1,0 +1,158 @@
+"""Draining the outbox to the broker: pipelined QoS 1 publishes, rows removed after PUBACK.
+
+Order. `drain` hands items to `publish` in id order, up to `window` at a time, without
+waiting for each PUBACK before sending the next: that pipelining is what makes replaying a
+week of queued telemetry fast. Delivery is still in id order, because on one MQTT connection
+a QoS 1 client sends PUBLISH packets in the order it is asked to, and the broker forwards
+messages of one client on one topic in the order received (MQTT 3.1.1 and 5.0, §4.6
+"Message ordering"). For that to hold, `publish` must hand its message to the client before
+its first suspension point (aiomqtt's `Client.publish` does: it calls paho synchronously,
+then awaits the PUBACK), or otherwise keep call order.
+
+PUBACKs may resolve in any order; each resolved item is acked (deleted), in small
+transactions of whatever resolved together. When a publish fails the round stops: the
+items still in flight are cancelled, those already confirmed are acked, and the error is
+re-raised. The caller reconnects and calls `drain` again, which starts over from the oldest
+unacked id, so replay is again in id order. Items in flight at the failure may be delivered
+twice, and one whose publish failed after a later one was confirmed arrives after it; both
+are harmless because every payload carries its sequence number or id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from edge.outbox.store import Outbox, OutboxError, OutboxItem
+
+log = logging.getLogger(__name__)
+
+PublishFn = Callable[[str, bytes], Awaitable[None]]
+"""Publish (topic, payload) at QoS 1; resolves on PUBACK, raises on failure."""
+
+
+class PublishRejected(Exception):
+    """Raised by a PublishFn when this one message can never be delivered (e.g. too large).
+
+    `drain` then removes the item and logs it instead of retrying it forever, which would
+    block everything queued behind it. Any other exception is treated as transient.
+    """
+
+
+async def drain(
+    outbox: Outbox,
+    publish: PublishFn,
+    *,
+    window: int = 32,
+    batch: int = 256,
+    wake: asyncio.Event | None = None,
+    poll_interval: float = 1.0,
+) -> None:
+    """Publish queued items in id order until cancelled; re-raise the first publish failure."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if poll_interval <= 0:
+        raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
+    buffered: deque[OutboxItem] = deque()
+    in_flight: dict[asyncio.Future[None], OutboxItem] = {}
+    last_id = 0  # the highest id fetched in this round
+    caught_up = False  # the last peek reached the end of the outbox
+    try:
+        while True:
+            # With a wake event there is nothing new to fetch until it is set, so skip the
+            # query; without one, peeking is the only way to notice new rows.
+            if not buffered and (not caught_up or wake is None or wake.is_set()):
+                if wake is not None:
+                    # Clear before the peek: a put landing after it sets the event again.
+                    wake.clear()
+                fetched = outbox.peek(batch, after_id=last_id)
+                buffered.extend(fetched)
+                if fetched:
+                    last_id = fetched[-1].id
+                caught_up = len(fetched) < batch
+            while buffered and len(in_flight) < window:
+                item = buffered.popleft()
+                # Tasks start in creation order, so publish() is entered in id order.
+                in_flight[asyncio.ensure_future(publish(item.topic, item.payload))] = item
+            if not in_flight:
+                await _idle(wake, poll_interval)
+                caught_up = False
+                continue
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            _settle(outbox, done, in_flight)
+    finally:
+        await _abandon(outbox, in_flight)
+
+
+async def _idle(wake: asyncio.Event | None, poll_interval: float) -> None:
+    """Wait for new items: the wake event, or at most `poll_interval`."""
+    if wake is None:
+        await asyncio.sleep(poll_interval)
+        return
+    # Still bounded: a put from another thread or process can't set an asyncio.Event.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(poll_interval):
+            await wake.wait()
+
+
+def _settle(
+    outbox: Outbox,
+    done: set[asyncio.Future[None]],
+    in_flight: dict[asyncio.Future[None], OutboxItem],
+) -> None:
+    """Ack what the broker confirmed; raise the first failure, in id order."""
+    failure: BaseException | None = None
+    confirmed: list[int] = []
+    for future in sorted(done, key=lambda f: in_flight[f].id):
+        item = in_flight.pop(future)
+        error = _outcome(future, item)
+        if error is None:
+            confirmed.append(item.id)
+        elif failure is None:
+            failure = error
+    if confirmed:
+        outbox.ack(*confirmed)
+    if failure is not None:
+        raise failure
+
+
+async def _abandon(outbox: Outbox, in_flight: dict[asyncio.Future[None], OutboxItem]) -> None:
+    """Cancel what is still in flight, wait for it, and ack whatever was confirmed anyway."""
+    if not in_flight:
+        return
+    for future in in_flight:
+        future.cancel()
+    # Wait so no publish outlives drain (and its exception, if any, is retrieved).
+    await asyncio.wait(in_flight)
+    confirmed = [item.id for future, item in in_flight.items() if _outcome(future, item) is None]
+    in_flight.clear()
+    if not confirmed:
+        return
+    try:
+        outbox.ack(*confirmed)
+    except OutboxError:
+        # Don't mask the error or cancellation that got us here; these items will just be
+        # published once more.
+        log.exception("outbox: could not ack %d confirmed item(s)", len(confirmed))
+
+
+def _outcome(future: asyncio.Future[None], item: OutboxItem) -> BaseException | None:
+    """None if the item is done with (confirmed, or rejected for good), else the error."""
+    if future.cancelled():
+        return ConnectionError(f"publish of outbox item {item.id} was cancelled")
+    error = future.exception()
+    if isinstance(error, PublishRejected):
+        log.error(
+            "outbox: broker rejected item %d (%s on %s), removing it: %s",
+            item.id,
+            item.kind,
+            item.topic,
+            error,
+        )
+        return None
+    return error

@@ -1,0 +1,1 @@
+"""Test harness: real Mosquitto and PostgreSQL, waiting with deadlines, edge processes."""
