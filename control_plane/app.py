@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,8 @@ from .config import Settings, get_settings
 from .db import make_engine, make_sessionmaker, migrate
 from .ingest import Ingest, device_subscriptions
 from .mqtt import MqttService
+from .periodic import PeriodicRunner
+from .twin import TwinPublisher
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +28,28 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
     ingest = Ingest(factory, errors_kept=settings.ingest_errors_kept)
+    periodic = PeriodicRunner(factory)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
             migrate(settings.database_url)
         mqtt: MqttService | None = None
+        twin = TwinPublisher(factory, None, None)
         if settings.mqtt_enabled:
             share = settings.ingest_share_group if settings.ingest_shared else None
             mqtt = MqttService(settings, ingest.handle_many, list(device_subscriptions(share)))
+            twin = TwinPublisher(factory, mqtt, asyncio.get_running_loop())
+            # Retained state may be gone after a broker restart: publish every twin again.
+            mqtt.on_connect(twin.republish)
             await mqtt.start()
         app.state.mqtt = mqtt
+        app.state.twin = twin
+        await periodic.start()
         try:
             yield
         finally:
+            await periodic.stop()
             if mqtt is not None:
                 await mqtt.stop()
             engine.dispose()
@@ -54,6 +65,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.state.engine = engine
     app.state.sessionmaker = factory
     app.state.ingest = ingest
+    app.state.periodic = periodic
+    app.state.twin = TwinPublisher(factory, None, None)
     app.state.mqtt = None
     errors.install(app)
 

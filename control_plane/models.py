@@ -86,6 +86,10 @@ class Device(Base):
 
     rejected_count: Mapped[int] = mapped_column(BigInteger, default=0)
 
+    # The desired twin: sections (schedule, telemetry, vpn, call) owned by their features.
+    desired: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    desired_version: Mapped[int] = mapped_column(BigInteger, default=0)
+
 
 class TelemetryBatchRecord(Base):
     """One accepted telemetry batch; (device, seq) is unique so QoS 1 duplicates are harmless."""
@@ -141,3 +145,94 @@ class IngestError(Base):
     field: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Beneficiary(Base):
+    """A person at home with a ΔiFronte PC: the reason everything else exists."""
+
+    __tablename__ = "beneficiaries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Rome")
+    device_id: Mapped[str | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL"), unique=True, nullable=True
+    )
+    address_area: Mapped[str] = mapped_column(String(200), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    # Calls from assigned caregivers inside appointment windows are answered automatically.
+    auto_answer: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    caregivers: Mapped[list[CaregiverAssignment]] = relationship(
+        back_populates="beneficiary", cascade="all, delete-orphan"
+    )
+
+
+class CaregiverAssignment(Base):
+    """Which caregivers look after which beneficiary (and coordinators who follow them up)."""
+
+    __tablename__ = "caregiver_assignments"
+    __table_args__ = (UniqueConstraint("beneficiary_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    primary: Mapped[bool] = mapped_column(default=False)
+
+    beneficiary: Mapped[Beneficiary] = relationship(back_populates="caregivers")
+    user: Mapped[User] = relationship()
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Alert(Base):
+    """Something a person must look at. Opens once per ``key``, resolves itself when it clears."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_key_status", "key", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))  # e.g. "offline:pc-001"
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(16))  # info, warning, high, urgent
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.OPEN.value)
+    device_id: Mapped[str | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    beneficiary_id: Mapped[int | None] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditEntry(Base):
+    """Who did what to which object, and when. Never updated, never deleted."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_object", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    # "user:3", "device:pc-001" or "system"
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from edge import protocol as p
 
@@ -35,7 +36,7 @@ def is_auth_failure(exc: BaseException) -> bool:
     """True when the broker refused our credentials: retrying won't help."""
     rc = getattr(exc, "rc", None)
     value = getattr(rc, "value", rc)
-    return isinstance(exc, aiomqtt.MqttConnectError) and value in _AUTH_CODES
+    return isinstance(exc, MqttConnectError) and value in _AUTH_CODES
 
 
 class MqttService:

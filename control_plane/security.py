@@ -52,7 +52,8 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
     """Hash ``password`` the way ``mosquitto_passwd`` does (Mosquitto 2, PBKDF2-SHA512)."""
     salt = salt if salt is not None else secrets.token_bytes(_MOSQ_SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _MOSQ_ITERATIONS)
-    return f"$7${_MOSQ_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    salt_b64 = base64.b64encode(salt).decode()
+    return f"$7${_MOSQ_ITERATIONS}${salt_b64}${base64.b64encode(digest).decode()}"
 
 
 def verify_mosquitto_hash(password: str, stored: str) -> bool:

@@ -9,12 +9,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from edge import __version__
 from edge import protocol as p
+from edge.protocol.messages import EventKind, Severity
 
 from .collectors import Collector, CollectorContext, collect_sample, default_collectors
 from .config import EdgeConfig
@@ -177,9 +178,9 @@ class EdgeDaemon:
         event = p.Event(
             ts=self._clock(),
             id=event_id,
-            kind=kind,  # type: ignore[arg-type]
-            severity=severity,
-            message=message[:1000],  # type: ignore[arg-type]
+            kind=cast(EventKind, kind),
+            severity=cast(Severity, severity),
+            message=message[:1000],
             data=data or {},
         )
         self.outbox.put(

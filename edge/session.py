@@ -12,10 +12,13 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from edge import protocol as p
+from edge.protocol.messages import BootReason
 
 from .config import EdgeConfig
 
@@ -42,7 +45,7 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 60.0) -> floa
 def _is_auth_failure(exc: BaseException) -> bool:
     rc = getattr(exc, "rc", None)
     value = getattr(rc, "value", rc)
-    return isinstance(exc, aiomqtt.MqttConnectError) and value in _AUTH_CODES
+    return isinstance(exc, MqttConnectError) and value in _AUTH_CODES
 
 
 class MqttSession:
@@ -86,15 +89,16 @@ class MqttSession:
         ]
 
     def _status(self, online: bool) -> bytes:
-        return p.encode(
-            p.Status(
-                ts=p.now(),
-                online=online,
-                session=self.session,
-                agent_version=self._agent_version,
-                boot_reason=self._boot_reason(),
-            )
-        )  # type: ignore[arg-type]
+        reason = self._boot_reason()
+        boot = cast(BootReason, reason if reason in ("rtc", "button", "power") else "unknown")
+        status = p.Status(
+            ts=p.now(),
+            online=online,
+            session=self.session,
+            agent_version=self._agent_version,
+            boot_reason=boot,
+        )
+        return p.encode(status)
 
     def _tls(self) -> ssl.SSLContext | None:
         if not self._config.mqtt.tls_ca:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import segno
-from fpdf.enums import XPos, YPos
+from fpdf.enums import MethodReturnValue, XPos, YPos
 
 from control_plane.workshop.documents import Organization, WorkshopPDF
 
@@ -149,6 +149,16 @@ def _truncate(pdf: WorkshopPDF, text: str, width: float) -> str:
     return text + ellipsis
 
 
+def _wrap(pdf: WorkshopPDF, text: str, width: float, max_lines: int) -> list[str]:
+    lines: list[str] = pdf.multi_cell(
+        width, 3.5, text, dry_run=True, output=MethodReturnValue.LINES
+    )
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = _truncate(pdf, lines[-1] + pdf.t(" …"), width)
+    return lines
+
+
 def _draw_label(
     pdf: WorkshopPDF, sheet: LabelSheet, x: float, y: float, item: LabelItem, url: str
 ) -> None:
@@ -166,8 +176,9 @@ def _draw_label(
     pdf.font(7.5)
     if item.title:
         pdf.set_x(text_x)
-        title = _truncate(pdf, pdf.t(item.title), text_w)
-        pdf.cell(text_w, 3.5, title, new_x=XPos.LEFT, new_y=YPos.NEXT)
+        for line in _wrap(pdf, pdf.t(item.title), text_w, max_lines=2):
+            pdf.set_x(text_x)
+            pdf.cell(text_w, 3.5, line, new_x=XPos.LEFT, new_y=YPos.NEXT)
     if item.serial_number:
         pdf.set_x(text_x)
         serial = _truncate(pdf, pdf.t(f"S/N {item.serial_number}"), text_w)

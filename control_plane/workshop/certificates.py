@@ -307,6 +307,8 @@ def batch_summary_pdf(
         title_it="Riepilogo delle cancellazioni",
         title_en="Erasure summary",
         created_at=issued,
+        # Landscape: serial numbers are long and must never wrap in the middle.
+        landscape=True,
     )
     pdf.add_page()
     pdf.heading("Riepilogo delle cancellazioni", "Erasure summary")
@@ -348,7 +350,7 @@ def batch_summary_pdf(
     )
     pdf.font(7.5)
     with pdf.table(
-        col_widths=(27, 24, 29, 28, 22, 22, 22),
+        col_widths=(30, 34, 44, 44, 26, 40, 43),
         text_align="LEFT",
         line_height=3.6,
         headings_style=FontFace(emphasis="BOLD", fill_color=(232, 232, 232)),

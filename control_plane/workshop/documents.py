@@ -51,6 +51,12 @@ _TRANSLITERATIONS = {
     "•": "*",
     "✓": "OK",
     "✗": "X",
+    "Ł": "L",
+    "ł": "l",
+    "Đ": "D",
+    "đ": "d",
+    "Œ": "OE",
+    "œ": "oe",
 }
 
 GREY = 95
@@ -136,8 +142,11 @@ class WorkshopPDF(FPDF):
         title_en: str,
         created_at: datetime,
         header: bool = True,
+        landscape: bool = False,
     ) -> None:
-        super().__init__(orientation="portrait", unit="mm", format="A4")
+        super().__init__(
+            orientation="landscape" if landscape else "portrait", unit="mm", format="A4"
+        )
         self.org = org
         self.tz = ZoneInfo(org.timezone)
         self.title_it = title_it

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "MAX_METRICS",
     "METRIC_KEY_RE",
     "Collector",
     "Metrics",
@@ -26,7 +27,10 @@ log = logging.getLogger(__name__)
 
 Metrics = dict[str, float]
 
-METRIC_KEY_RE = re.compile(r"^[a-z0-9_.]{1,64}$")
+# Same rule as the MQTT contract (edge.protocol): \Z, because $ would let a trailing newline in.
+METRIC_KEY_RE = re.compile(r"^[a-z0-9_.]{1,64}\Z")
+# The contract caps a sample at 200 metrics; a bigger one would be rejected whole.
+MAX_METRICS = 200
 
 # An error string travels inside a telemetry batch (64 KiB at most): keep each one short.
 _MAX_ERROR_LEN = 200
@@ -78,9 +82,16 @@ def _clean(raw: Mapping[str, Any]) -> tuple[Metrics, list[str]]:
 
 
 def collect_sample(
-    collectors: Sequence[Collector], clock: Callable[[], float] = time.time
+    collectors: Sequence[Collector],
+    clock: Callable[[], float] = time.time,
+    *,
+    max_metrics: int = MAX_METRICS,
 ) -> tuple[float, Metrics, dict[str, str]]:
-    """Run every collector once: ``(ts, metrics, errors)``; never raises for a collector."""
+    """Run every collector once: ``(ts, metrics, errors)``; never raises for a collector.
+
+    Beyond ``max_metrics`` the later collectors' metrics are dropped (and said so), so the
+    basic ones listed first always get through.
+    """
     ts = clock()
     metrics: Metrics = {}
     errors: dict[str, str] = {}
@@ -95,6 +106,13 @@ def collect_sample(
             log.debug("collector %s failed", name, exc_info=True)
             errors[name] = describe_error(exc)
             continue
+        new_keys = [k for k in good if k not in metrics]
+        room = max(max_metrics - len(metrics), 0)
+        if len(new_keys) > room:
+            over = new_keys[room:]
+            for key in over:
+                del good[key]
+            dropped.append(f"{len(over)} metrics over the limit of {max_metrics} per sample")
         metrics.update(good)
         if dropped:
             errors[name] = describe_error(ValueError("; ".join(dropped)))

@@ -64,18 +64,23 @@ async def drain(
     caught_up = False  # the last peek reached the end of the outbox
     try:
         while True:
-            # With a wake event there is nothing new to fetch until it is set, so skip the
-            # query; without one, peeking is the only way to notice new rows.
-            if not buffered and (not caught_up or wake is None or wake.is_set()):
-                if wake is not None:
-                    # Clear before the peek: a put landing after it sets the event again.
-                    wake.clear()
-                fetched = outbox.peek(batch, after_id=last_id)
-                buffered.extend(fetched)
-                if fetched:
+            # Once caught up, look again only when told there is something new (wake) or,
+            # without a wake event, once per turn: peeking is then the only way to notice.
+            recheck = wake is None or wake.is_set()
+            while len(in_flight) < window:
+                if not buffered:
+                    if caught_up and not recheck:
+                        break
+                    recheck = False
+                    if wake is not None:
+                        # Clear before the peek: a put landing after it sets the event again.
+                        wake.clear()
+                    fetched = outbox.peek(batch, after_id=last_id)
+                    caught_up = len(fetched) < batch
+                    if not fetched:
+                        break
+                    buffered.extend(fetched)
                     last_id = fetched[-1].id
-                caught_up = len(fetched) < batch
-            while buffered and len(in_flight) < window:
                 item = buffered.popleft()
                 # Tasks start in creation order, so publish() is entered in id order.
                 in_flight[asyncio.ensure_future(publish(item.topic, item.payload))] = item

@@ -42,50 +42,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from edge.outbox import _file
+
 log = logging.getLogger(__name__)
 
-# "DiFr" in the database header: tells our file from any other SQLite database.
-_APPLICATION_ID = 0x44694672
-_SCHEMA_VERSION = 1
 # Stay well under SQLite's host-parameter limit (999 on old builds) in `ack`.
 _ACK_CHUNK = 500
-# Truncate the -wal file back to this size after a checkpoint, so a burst of replay
-# doesn't leave a large file behind on a small disk.
-_WAL_SIZE_LIMIT = 4 * 1024 * 1024
-
-# AUTOINCREMENT so ids never go backwards, even after every row was acked and deleted:
-# a drain round tracks "the last id I fetched", and reused ids would hide new rows.
-# The partial index serves the only query that filters on kind: "oldest telemetry first".
-_SCHEMA = f"""
-BEGIN IMMEDIATE;
-CREATE TABLE outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('telemetry', 'event', 'job')),
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    created REAL NOT NULL
-);
-CREATE INDEX outbox_telemetry ON outbox (id) WHERE kind = 'telemetry';
-CREATE TABLE seq (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT INTO stats (name, value) VALUES ('dropped_total', 0), ('dropped_pending', 0);
-PRAGMA application_id = {_APPLICATION_ID};
-PRAGMA user_version = {_SCHEMA_VERSION};
-COMMIT;
-"""
-_EXPECTED_COLUMNS = {
-    "outbox": ["id", "kind", "topic", "payload", "created"],
-    "seq": ["name", "value"],
-    "stats": ["name", "value"],
-}
-_CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
-_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 class OutboxKind(StrEnum):
@@ -109,10 +76,6 @@ class OutboxItem:
 
 class OutboxError(Exception):
     """The outbox file could not be opened, read or written (in use, disk full, I/O error)."""
-
-
-class _Corrupt(Exception):
-    """The file is not a usable outbox; the message says why."""
 
 
 class Outbox:
@@ -264,8 +227,8 @@ class Outbox:
     def take_dropped(self) -> int:
         """Return the telemetry dropped since the last call and reset it (for `dropped` fields).
 
-        Call `next_seq` for the batch first: its fsync then guarantees that a power cut can
-        only roll back this reset together with the batch that reports it.
+        The reset is an ordinary commit: a power cut right after it may lose the batch that
+        was to report the count; `dropped_total` stays exact either way.
         """
         with self._lock, self._transaction("take_dropped") as conn:
             (value,) = conn.execute(
@@ -390,31 +353,22 @@ class Outbox:
         return self._conn
 
     def _error(self, op: str, exc: sqlite3.Error) -> OutboxError:
-        name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
         hint = ""
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _CORRUPTION_CODES:
+        if _file.primary_code(exc) in _file.CORRUPTION_CODES:
             hint = "; the file is damaged: close and reopen the outbox to move it aside"
         return OutboxError(f"outbox {self.path}: {op} failed: {exc} ({name}){hint}")
 
     # -- internals: opening and recovery ---------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return self._connect()
-        except _Corrupt as problem:
-            aside = self._move_aside()
-            self.recovered = (
-                f"outbox {self.path} was unusable ({problem}); moved it to {aside.name}"
-                " and started a fresh outbox"
-            )
-            log.error("%s", self.recovered)
-        try:
-            return self._connect()
-        except _Corrupt as problem:
-            raise OutboxError(f"outbox {self.path}: a fresh file is unusable: {problem}") from None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutboxError(f"outbox {self.path}: cannot create its directory: {exc}") from exc
+        return self._connect(recover=True)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, recover: bool) -> sqlite3.Connection:
         # Create the file ourselves so it is private (health data); SQLite gives the -wal
         # file the same mode.
         try:
@@ -428,91 +382,42 @@ class Outbox:
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"outbox {self.path}: cannot open: {exc}") from exc
         try:
-            self._prepare(conn)
+            _file.prepare(conn)
+        except _file.Corrupt as problem:
+            if not recover:
+                conn.close()
+                message = f"outbox {self.path}: a fresh file is unusable: {problem}"
+                raise OutboxError(message) from None
+            return self._recover(conn, problem)
+        except _file.InUse as exc:
+            conn.close()
+            raise OutboxError(f"outbox {self.path} is in use by another process ({exc})") from None
+        except sqlite3.Error as exc:
+            conn.close()
+            raise OutboxError(f"outbox {self.path}: cannot open: {exc}") from exc
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        """Check the file is a healthy outbox (or empty), then configure and initialise it."""
+    def _recover(self, conn: sqlite3.Connection, problem: _file.Corrupt) -> sqlite3.Connection:
+        """Move the damaged file aside, note why in `recovered`, and start a fresh one."""
+        # Move the files before closing: on close SQLite may checkpoint into the file or
+        # delete a -wal it doesn't like, and the evidence should be kept as found.
         try:
-            conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-            # The first read: "file is not a database" shows up here, and so does another
-            # process holding the file.
-            (app_id,) = conn.execute("PRAGMA application_id").fetchone()
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            tables = {
-                name
-                for (name,) in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                ).fetchall()
-            }
-            fresh = app_id == 0 and version == 0 and not tables
-            if not fresh:
-                _check_schema(conn, app_id, version)
-            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            if mode != "wal":
-                raise OutboxError(f"outbox {self.path}: cannot enable WAL (journal_mode={mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
-            if fresh:
-                conn.executescript(_SCHEMA)
-            else:
-                # Take the write lock now (exclusive mode keeps it until close), so a
-                # second daemon fails here rather than at its first put.
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-            if code in _CORRUPTION_CODES:
-                raise _Corrupt(str(exc)) from exc
-            if code in _BUSY_CODES:
-                raise OutboxError(
-                    f"outbox {self.path} is in use by another process ({exc})"
-                ) from exc
-            raise OutboxError(f"outbox {self.path}: cannot open: {exc}") from exc
-
-    def _move_aside(self) -> Path:
-        """Rename the file and its -wal/-shm/-journal to `<name>.corrupt-<utc>`; return it."""
-        stamp = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
-        suffixes = ("", "-wal", "-shm", "-journal")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        attempt = 1
-        while any(Path(f"{aside}{suffix}").exists() for suffix in suffixes):
-            attempt += 1
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{attempt}")
-        try:
-            for suffix in suffixes:
-                source = Path(f"{self.path}{suffix}")
-                if source.exists():
-                    os.replace(source, f"{aside}{suffix}")
-            _fsync_dir(self.path.parent)
+            aside = _file.move_aside(self.path, self._clock())
         except OSError as exc:
             raise OutboxError(
-                f"outbox {self.path} is corrupt and could not be moved aside: {exc}"
+                f"outbox {self.path} is unusable ({problem}) and could not be moved aside: {exc}"
             ) from exc
-        return aside
-
-
-def _check_schema(conn: sqlite3.Connection, app_id: int, version: int) -> None:
-    """Raise _Corrupt unless the file is our schema, in our version, and intact."""
-    if app_id != _APPLICATION_ID:
-        raise _Corrupt(
-            f"wrong schema: application_id is {app_id:#x}, expected {_APPLICATION_ID:#x}"
+        finally:
+            conn.close()
+        self.recovered = (
+            f"outbox {self.path} was unusable ({problem}); moved it to {aside.name}"
+            " and started a fresh outbox"
         )
-    if version != _SCHEMA_VERSION:
-        raise _Corrupt(f"wrong schema: user_version is {version}, expected {_SCHEMA_VERSION}")
-    problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)").fetchall()]
-    if problems != ["ok"]:
-        raise _Corrupt("integrity check failed: " + "; ".join(problems))
-    for table, expected in _EXPECTED_COLUMNS.items():
-        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()]
-        if columns != expected:
-            raise _Corrupt(f"wrong schema: table {table} has columns {columns}")
-    for name in ("dropped_total", "dropped_pending"):
-        if conn.execute("SELECT 1 FROM stats WHERE name = ?", (name,)).fetchone() is None:
-            raise _Corrupt(f"wrong schema: stats row {name!r} is missing")
+        log.error("%s", self.recovered)
+        return self._connect(recover=False)
 
 
 def _validated(index: int, item: tuple[OutboxKind, str, bytes]) -> tuple[OutboxKind, str, bytes]:
@@ -531,12 +436,3 @@ def _validated(index: int, item: tuple[OutboxKind, str, bytes]) -> tuple[OutboxK
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise TypeError(f"items[{index}].payload must be bytes, got {type(payload).__name__}")
     return kind, topic, bytes(payload)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make renames in `directory` survive a power cut."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -265,7 +265,8 @@ def _span(window: Window | None, tz: tzinfo) -> str:
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
-    days, rest = divmod(seconds, ONE_DAY_S)
+    # Up to two days in hours: "24 h" is how people speak of an RTC's day-long reach.
+    days, rest = divmod(seconds, ONE_DAY_S) if seconds >= 2 * ONE_DAY_S else (0, seconds)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
     parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]

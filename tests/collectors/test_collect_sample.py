@@ -186,3 +186,23 @@ def test_default_collectors_include_rtc_and_smart_when_present(tmp_path: Any) ->
     names = [c.name for c in default_collectors(ctx)]
     assert {"rtc", "smart", "disk.root", "disk.data"} <= set(names)
     assert "outbox" not in names
+
+
+def test_trailing_newline_is_not_a_valid_key() -> None:
+    _, metrics, errors = collect_sample([Fixed("nl", {"cpu.percent\n": 1.0})])
+    assert metrics == {}
+    assert "invalid metric key" in errors["nl"]
+
+
+def test_sample_is_capped_and_the_first_collectors_win() -> None:
+    first = Fixed("first", {f"a.{i}": i for i in range(150)})
+    second = Fixed("second", {f"b.{i}": i for i in range(100)})
+    third = Fixed("third", {"c.0": 0})
+    _, metrics, errors = collect_sample([first, second, third], max_metrics=200)
+    assert len(metrics) == 200
+    assert all(f"a.{i}" in metrics for i in range(150))
+    assert "b.49" in metrics and "b.50" not in metrics
+    assert errors == {
+        "second": "ValueError: 50 metrics over the limit of 200 per sample",
+        "third": "ValueError: 1 metrics over the limit of 200 per sample",
+    }

@@ -233,3 +233,21 @@ def test_file_is_private_wal_and_checks_clean(outbox: Outbox, path: Path) -> Non
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         conn.close()
+
+
+def test_disk_full_fails_clearly_and_loses_nothing_already_queued(outbox: Outbox) -> None:
+    kept = outbox.put(E, TOPIC, b"already queued")
+    conn = outbox._conn  # the only way to make a real SQLITE_FULL without filling a disk
+    assert conn is not None
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+    with pytest.raises(OutboxError, match=r"put failed: database or disk is full \(SQLITE_FULL\)"):
+        outbox.put_many([(T, TOPIC, b"x" * 4000)] * 20)
+    assert outbox.depth() == 1
+    assert [item.id for item in outbox.peek()] == [kept]
+    # Still usable once there is room again.
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    outbox.put(T, TOPIC, b"fits now")
+    outbox.ack(kept)
+    assert [item.payload for item in outbox.peek()] == [b"fits now"]
+    assert outbox.depth() == 1

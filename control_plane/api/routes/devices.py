@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
+from ... import audit
 from ...devices import DeviceExists, create_device, revoke_device
 from ...models import Device, IngestError
+from ...twin import TwinError, set_section
 from ..deps import FleetUser, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -152,3 +154,50 @@ def ingest_errors(device_id: str, session: SessionDep, _user: FleetUser) -> list
         .limit(50)
     ).scalars()
     return [IngestErrorPublic(topic=r.topic, field=r.field, reason=r.reason, at=r.at) for r in rows]
+
+
+class TwinPublic(BaseModel):
+    desired_version: int
+    desired: dict[str, Any]
+    reported: dict[str, Any] | None
+    reported_at: dt.datetime | None
+
+
+@router.get("/{device_id}/twin", response_model=TwinPublic)
+def get_twin(device_id: str, session: SessionDep, _user: FleetUser) -> TwinPublic:
+    """Desired and reported state side by side."""
+    d = _get(session, device_id)
+    return TwinPublic(
+        desired_version=d.desired_version,
+        desired=d.desired or {},
+        reported=d.reported,
+        reported_at=d.reported_at,
+    )
+
+
+@router.put("/{device_id}/twin/desired/{section}", response_model=TwinPublic)
+def put_desired_section(
+    device_id: str,
+    section: str,
+    body: dict[str, Any],
+    request: Request,
+    session: SessionDep,
+    user: FleetUser,
+) -> TwinPublic:
+    """Set one section of the desired twin (validated by the contract) and publish it."""
+    device = _get(session, device_id)
+    try:
+        set_section(session, device, section, body)
+    except TwinError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    audit.record(
+        session,
+        action="twin.set",
+        object_type="device",
+        object_id=device_id,
+        actor=user,
+        data={"section": section},
+    )
+    session.commit()
+    request.app.state.twin.publish_sync([device_id])
+    return get_twin(device_id, session, user)

@@ -1,8 +1,8 @@
-"""foundation: users, tokens, devices, ingest
+"""foundation
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 08:26:36.514283
+Create Date: 2026-11-22 08:31:23.483648
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def upgrade() -> None:
         sa.Column("reported", sa.JSON(), nullable=True),
         sa.Column("reported_at", control_plane.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("rejected_count", sa.BigInteger(), nullable=False),
+        sa.Column("desired", sa.JSON(), nullable=False),
+        sa.Column("desired_version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("devices", schema=None) as batch_op:
@@ -88,6 +90,42 @@ def upgrade() -> None:
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_tokens_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "audit_log",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("at", control_plane.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("object_type", sa.String(length=32), nullable=False),
+        sa.Column("object_id", sa.String(length=64), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["actor_id"], ["users.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
+        batch_op.create_index("ix_audit_object", ["object_type", "object_id"], unique=False)
+
+    op.create_table(
+        "beneficiaries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("device_id", sa.String(length=64), nullable=True),
+        sa.Column("address_area", sa.String(length=200), nullable=False),
+        sa.Column("notes", sa.Text(), nullable=False),
+        sa.Column("auto_answer", sa.Boolean(), nullable=False),
+        sa.Column("created_at", control_plane.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["device_id"], ["devices.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("device_id"),
+    )
     op.create_table(
         "device_events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -139,17 +177,82 @@ def upgrade() -> None:
     with op.batch_alter_table("telemetry_points", schema=None) as batch_op:
         batch_op.create_index("ix_points_device_name_ts", ["device_id", "name", "ts"], unique=False)
 
+    op.create_table(
+        "alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("device_id", sa.String(length=64), nullable=True),
+        sa.Column("beneficiary_id", sa.Integer(), nullable=True),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("opened_at", control_plane.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", control_plane.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_by", sa.Integer(), nullable=True),
+        sa.Column("resolved_at", control_plane.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["acknowledged_by"], ["users.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["beneficiary_id"], ["beneficiaries.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["device_id"], ["devices.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_alerts_beneficiary_id"), ["beneficiary_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_alerts_device_id"), ["device_id"], unique=False)
+        batch_op.create_index("ix_alerts_key_status", ["key", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_alerts_kind"), ["kind"], unique=False)
+
+    op.create_table(
+        "caregiver_assignments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("beneficiary_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("primary", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(["beneficiary_id"], ["beneficiaries.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("beneficiary_id", "user_id"),
+    )
+    with op.batch_alter_table("caregiver_assignments", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_caregiver_assignments_beneficiary_id"), ["beneficiary_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_caregiver_assignments_user_id"), ["user_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("caregiver_assignments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_caregiver_assignments_user_id"))
+        batch_op.drop_index(batch_op.f("ix_caregiver_assignments_beneficiary_id"))
+
+    op.drop_table("caregiver_assignments")
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alerts_kind"))
+        batch_op.drop_index("ix_alerts_key_status")
+        batch_op.drop_index(batch_op.f("ix_alerts_device_id"))
+        batch_op.drop_index(batch_op.f("ix_alerts_beneficiary_id"))
+
+    op.drop_table("alerts")
     with op.batch_alter_table("telemetry_points", schema=None) as batch_op:
         batch_op.drop_index("ix_points_device_name_ts")
 
     op.drop_table("telemetry_points")
     op.drop_table("telemetry_batches")
     op.drop_table("device_events")
+    op.drop_table("beneficiaries")
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_object")
+        batch_op.drop_index(batch_op.f("ix_audit_log_at"))
+
+    op.drop_table("audit_log")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_tokens_user_id"))
 

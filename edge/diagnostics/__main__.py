@@ -1,0 +1,7 @@
+"""``python -m edge.diagnostics``."""
+
+import sys
+
+from .command import main
+
+sys.exit(main())
