@@ -14,6 +14,7 @@ from .api import errors
 from .api.routes import auth, devices
 from .config import Settings, get_settings
 from .db import make_engine, make_sessionmaker, migrate
+from .features import FeatureContext, install_features
 from .ingest import Ingest, device_subscriptions
 from .mqtt import MqttService
 from .periodic import PeriodicRunner
@@ -45,11 +46,15 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             await mqtt.start()
         app.state.mqtt = mqtt
         app.state.twin = twin
+        for hook in ctx.startup:
+            await hook(app)
         await periodic.start()
         try:
             yield
         finally:
             await periodic.stop()
+            for hook in ctx.shutdown:
+                await hook(app)
             if mqtt is not None:
                 await mqtt.stop()
             engine.dispose()
@@ -73,6 +78,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     api = APIRouter(prefix="/api/v1")
     api.include_router(auth.router)
     api.include_router(devices.router)
+    ctx = FeatureContext(
+        app=app, settings=settings, sessionmaker=factory, ingest=ingest, periodic=periodic, api=api
+    )
+    install_features(ctx)
     app.include_router(api)
 
     @app.get("/healthz", include_in_schema=False)

@@ -43,6 +43,38 @@ class Settings(BaseSettings):
     # Keep this many rejected messages per device for the fleet manager to look at.
     ingest_errors_kept: int = 50
 
+    # What enrolled devices are told: where the broker is for them, and the CA to pin.
+    device_mqtt_host: str | None = None  # default: mqtt_host
+    device_mqtt_port: int | None = None  # default: mqtt_port
+    device_mqtt_tls_ca: Path | None = None  # PEM file handed to devices at enrollment
+    enrollment_token_ttl_minutes: int = Field(default=24 * 60, ge=1, le=60 * 24 * 30)
+
+    # Telemetry series: the embedded SQL table, or InfluxDB line protocol (InfluxDB 2/3,
+    # VictoriaMetrics) through influxdb-client.
+    telemetry_sink: Literal["sql", "influx"] = "sql"
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_token: str = ""
+    influx_org: str = "difronte"
+    influx_bucket: str = "telemetry"
+    influx_retries: int = Field(default=3, ge=0, le=10)
+
+    # Alert policy.
+    offline_after_s: int = Field(default=15 * 60, ge=10)
+    disk_full_pct: float = Field(default=90.0, gt=0, le=100)
+    rtc_drift_max_s: float = Field(default=120.0, gt=0)
+    alert_check_interval_s: float = Field(default=30.0, gt=0)
+
+    # Alert notifications: e-mail over SMTP and/or a signed webhook.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "difronte@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    alert_email_to: list[str] = Field(default_factory=list)
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: str = ""
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
         if self.environment == "production":

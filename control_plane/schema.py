@@ -9,7 +9,10 @@ from sqlalchemy import MetaData
 from .db import Base
 
 # Feature packages add their models module here; each has its own migration branch from 0001.
-MODEL_MODULES = ("control_plane.models",)
+MODEL_MODULES = (
+    "control_plane.models",
+    "control_plane.fleet.models",
+)
 
 
 def metadata() -> MetaData:

@@ -76,18 +76,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status.get("connected") else 1
 
 
-def cmd_diagnose(args: argparse.Namespace) -> int:
-    """Print the hardware report (JSON with --json, else a readable summary)."""
-    from .diagnostics import build_report, format_summary
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """Enroll this PC with a token from the fleet manager."""
+    from .enroll import EnrollError, enroll
 
-    report = build_report()
-    if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=2))
-        print(f"report written to {args.output}")
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_summary(report, lang=args.lang))
+    try:
+        result = enroll(
+            args.url, args.token, Path(args.config), state_dir=args.state_dir, force=args.force
+        )
+    except EnrollError as exc:
+        print(f"enrollment failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"enrolled as {result.device_id}; configuration written to {result.config_path}")
+    if result.ca_path:
+        print(f"broker CA certificate pinned in {result.ca_path}")
     return 0
 
 
@@ -103,11 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--config", default=DEFAULT_CONFIG)
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
-    diag = sub.add_parser("diagnose", help="hardware report")
-    diag.add_argument("--json", action="store_true")
-    diag.add_argument("--output", help="also write the JSON report here")
-    diag.add_argument("--lang", default="it", choices=["it", "en"])
-    diag.set_defaults(func=cmd_diagnose)
+    enr = sub.add_parser("enroll", help="get this PC's identity with an enrollment token")
+    enr.add_argument("--url", required=True, help="control plane, e.g. https://cp.example.org")
+    enr.add_argument("--token", required=True)
+    enr.add_argument("--config", default=DEFAULT_CONFIG)
+    enr.add_argument("--state-dir", default="/var/lib/difronte")
+    enr.add_argument("--force", action="store_true", help="replace an existing configuration")
+    enr.set_defaults(func=cmd_enroll)
+    from . import diagnostics
+
+    diag = sub.add_parser("diagnose", help="hardware report (readable summary, or --json)")
+    diagnostics.add_arguments(diag)
+    diag.set_defaults(func=diagnostics.run)
     return parser
 
 

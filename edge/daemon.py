@@ -20,7 +20,7 @@ from edge.protocol.messages import EventKind, Severity
 from .collectors import Collector, CollectorContext, collect_sample, default_collectors
 from .config import EdgeConfig
 from .outbox import Outbox, OutboxKind, drain
-from .session import AuthRefused, MqttSession, NotConnected
+from .session import OUTBOX_WINDOW, AuthRefused, MqttSession, NotConnected
 from .state import StateFile, atomic_write
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,8 @@ class EdgeDaemon:
         while True:
             await self.session.connected.wait()
             try:
-                await drain(self.outbox, self.session.publish, wake=self._outbox_wake)
+                await drain(self.outbox, self.session.publish, wake=self._outbox_wake,
+                            window=OUTBOX_WINDOW)
             except ConnectionError:
                 # Disconnected mid-drain: unacked rows stay and are replayed in order.
                 await self.session.disconnected.wait()

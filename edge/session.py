@@ -25,6 +25,7 @@ from .config import EdgeConfig
 log = logging.getLogger(__name__)
 
 _AUTH_CODES = {4, 5, 134, 135}
+OUTBOX_WINDOW = 32
 
 MessageHandler = Callable[[p.ParsedTopic, bytes], Awaitable[None]]
 
@@ -151,7 +152,10 @@ class MqttSession:
                     tls_context=self._tls(),
                     clean_session=True,
                     logger=log,
+                    # The outbox keeps up to its window of publishes in flight.
+                    max_inflight_messages=OUTBOX_WINDOW,
                 ) as client:
+                    client.pending_calls_threshold = OUTBOX_WINDOW * 2
                     self._client = client
                     for flt in self._subscriptions:
                         await client.subscribe(flt, qos=1)

@@ -1,6 +1,6 @@
 """Gettext catalogs for the console: parse .po, compile .mo (a tiny msgfmt), pick a language.
 
-Run ``python -m control_plane.web.i18n update`` after adding strings (it appends the new
+Run ``python -m control_plane.web update`` after adding strings (it appends the new
 msgids to every catalog), translate them in the .po files, then ``... compile`` and commit
 both the .po and the .mo. ``... check`` lists what is still untranslated.
 """
@@ -244,7 +244,7 @@ def load_translations(lang: str, locale_dir: Path = LOCALE_DIR) -> gettext.GNUTr
     mo = po_path(lang, locale_dir).with_suffix(".mo")
     if not mo.is_file():
         raise FileNotFoundError(
-            f"{mo}: missing; run 'python -m control_plane.web.i18n compile' and commit it"
+            f"{mo}: missing; run 'python -m control_plane.web compile' and commit it"
         )
     with mo.open("rb") as fp:
         return gettext.GNUTranslations(fp)
@@ -396,7 +396,7 @@ def add_missing(lang: str, locale_dir: Path = LOCALE_DIR) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``update`` | ``compile`` | ``check`` the console catalogs."""
-    parser = argparse.ArgumentParser(prog="python -m control_plane.web.i18n")
+    parser = argparse.ArgumentParser(prog="python -m control_plane.web")
     parser.add_argument("command", choices=["update", "compile", "check"])
     args = parser.parse_args(argv)
     status = 0

@@ -1,40 +1,41 @@
-"""Read an edge diagnose report: the machine's inventory and what keeps it out of a home.
+"""Judge a machine from its diagnostics report: can it serve telecare, and what to fix.
 
-The report is the JSON the edge's ``diagnose`` command produces::
+Findings are *blockers* (the machine can't go into a home as it is: no camera, a failing
+disk, too little memory, no wake from the RTC) or *warnings* (it can, but someone should
+look), each with a fix in plain words, Italian and English. The codes of the blockers the
+edge also reports (``edge.diagnostics.telecare_issues``) are the same, so the device and the
+workshop speak of one problem by one name.
 
-    {"system": {...}, "cpu": {...}, "memory": {"total_bytes", "modules": [...]},
-     "disks": [{"name", "model", "serial", "size_bytes",
-                "smart": {"available", "passed", "power_on_hours", "reallocated_sectors"}}],
-     "camera": {"present", "working"}, "microphone": {"present", "working"},
-     "battery": {...} | None, "rtc": {"present", "wakealarm", "max_ahead_s"},
-     "problems": {...}}
-
-A missing section or key means "not checked", never "absent": a report from an old agent
-must not declare a camera missing. ``"battery": null`` does mean "no battery" (a desktop).
-A field of the wrong type is refused with :class:`ReportError` naming its path.
-
-Findings are *blockers* (the machine can't serve telecare as it is, e.g. no camera) or
-*warnings* (it can, but someone should look), each with a fix in plain words.
+Unknowns are warnings, never blockers: a report that could not read the camera says
+"check the camera", not "no camera".
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from control_plane.workshop.inventory import DiskInfo, Inventory, ReportError, read_inventory
+
+__all__ = [
+    "GIB",
+    "Assessment",
+    "DiskInfo",
+    "Finding",
+    "Inventory",
+    "ReportError",
+    "Severity",
+    "Thresholds",
+    "assess",
+]
+
 GIB = 1024**3
 
-_32BIT_ARCHES = frozenset({"i386", "i486", "i586", "i686", "x86", "ia32"})
-
-
-class ReportError(ValueError):
-    """A diagnose report that can't be read; ``field`` is the path of the bad value."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+# MemTotal is below the installed memory by what firmware and the integrated GPU reserve;
+# the edge applies the same allowance when only the usable figure is known.
+_USABLE_SHARE = 0.9
 
 
 class Severity(StrEnum):
@@ -54,7 +55,7 @@ class Finding:
     message_en: str
     fix_it: str
     fix_en: str
-    subject: str | None = None  # the disk or edge problem the finding is about, if any
+    subject: str | None = None  # the disk or report section the finding is about, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,52 +73,8 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
-class DiskInfo:
-    """One disk as the report describes it; None where the report doesn't say."""
-
-    name: str
-    model: str | None
-    serial: str | None
-    size_bytes: int | None
-    smart_available: bool | None
-    smart_passed: bool | None
-    power_on_hours: int | None
-    reallocated_sectors: int | None
-
-    @property
-    def identifier(self) -> str:
-        """The serial, or a stand-in naming the device when the disk didn't report one."""
-        return self.serial or f"unknown-serial:{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class Inventory:
-    """The hardware summary the workshop shows and stores; None means "not checked"."""
-
-    manufacturer: str | None = None
-    product: str | None = None
-    serial_number: str | None = None
-    cpu_model: str | None = None
-    cpu_cores: int | None = None
-    cpu_64bit: bool | None = None
-    memory_bytes: int | None = None
-    memory_modules: int | None = None
-    memory_type: str | None = None
-    disks: tuple[DiskInfo, ...] | None = None
-    camera_present: bool | None = None
-    camera_working: bool | None = None
-    microphone_present: bool | None = None
-    microphone_working: bool | None = None
-    battery_present: bool | None = None
-    battery_health_pct: float | None = None
-    rtc_present: bool | None = None
-    rtc_wakealarm: bool | None = None
-    rtc_max_ahead_s: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Assessment:
-    """The inventory and the findings of one diagnose report."""
+    """The inventory and the findings of one diagnostics report."""
 
     inventory: Inventory
     findings: tuple[Finding, ...] = field(default_factory=tuple)
@@ -144,176 +101,8 @@ class Assessment:
 
     @property
     def disk_serials(self) -> frozenset[str]:
-        """Every disk that needs an erasure certificate (see ``DiskInfo.identifier``)."""
-        return frozenset(d.identifier for d in self.inventory.disks or ())
-
-
-# -- reading the report -------------------------------------------------------------------
-
-
-def _section(report: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
-    value = report.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ReportError(key, f"expected an object, got {type(value).__name__}")
-    return value
-
-
-def _str(section: Mapping[str, Any], key: str, path: str) -> str | None:
-    value = section.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ReportError(f"{path}.{key}", f"expected text, got {type(value).__name__}")
-    return value.strip() or None
-
-
-def _bool(section: Mapping[str, Any], key: str, path: str) -> bool | None:
-    value = section.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise ReportError(f"{path}.{key}", f"expected true or false, got {value!r}")
-    return value
-
-
-def _number(section: Mapping[str, Any], key: str, path: str) -> float | None:
-    value = section.get(key)
-    if value is None:
-        return None
-    # bool is an int in Python; a "true" where a count belongs is a bug in the report.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ReportError(f"{path}.{key}", f"expected a number, got {value!r}")
-    if value < 0:
-        raise ReportError(f"{path}.{key}", f"must not be negative, got {value}")
-    return float(value)
-
-
-def _int(section: Mapping[str, Any], key: str, path: str) -> int | None:
-    value = _number(section, key, path)
-    return None if value is None else int(value)
-
-
-def _list(value: Any, path: str) -> Sequence[Any]:
-    if not isinstance(value, list | tuple):
-        raise ReportError(path, f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _first_str(section: Mapping[str, Any], keys: Sequence[str], path: str) -> str | None:
-    for key in keys:
-        value = _str(section, key, path)
-        if value is not None:
-            return value
-    return None
-
-
-def _read_disks(report: Mapping[str, Any]) -> tuple[DiskInfo, ...] | None:
-    if report.get("disks") is None:
-        return None
-    disks: list[DiskInfo] = []
-    for index, raw in enumerate(_list(report["disks"], "disks")):
-        path = f"disks[{index}]"
-        if not isinstance(raw, Mapping):
-            raise ReportError(path, f"expected an object, got {type(raw).__name__}")
-        smart = raw.get("smart") or {}
-        if not isinstance(smart, Mapping):
-            raise ReportError(f"{path}.smart", "expected an object")
-        smart_path = f"{path}.smart"
-        disks.append(
-            DiskInfo(
-                name=_str(raw, "name", path) or f"disk{index}",
-                model=_str(raw, "model", path),
-                serial=_str(raw, "serial", path),
-                size_bytes=_int(raw, "size_bytes", path),
-                smart_available=_bool(smart, "available", smart_path),
-                smart_passed=_bool(smart, "passed", smart_path),
-                power_on_hours=_int(smart, "power_on_hours", smart_path),
-                reallocated_sectors=_int(smart, "reallocated_sectors", smart_path),
-            )
-        )
-    return tuple(disks)
-
-
-def _battery_health(battery: Mapping[str, Any]) -> float | None:
-    health = _number(battery, "health_pct", "battery")
-    if health is not None:
-        return health
-    full = _number(battery, "energy_full_wh", "battery")
-    design = _number(battery, "energy_full_design_wh", "battery")
-    if full is not None and design:
-        return round(100.0 * full / design, 1)
-    return None
-
-
-def _read_inventory(report: Mapping[str, Any]) -> Inventory:
-    system = _section(report, "system") or {}
-    cpu = _section(report, "cpu") or {}
-    memory = _section(report, "memory")
-    camera = _section(report, "camera")
-    microphone = _section(report, "microphone")
-    rtc = _section(report, "rtc")
-
-    modules: Sequence[Any] | None = None
-    memory_type: str | None = None
-    if memory is not None and memory.get("modules") is not None:
-        modules = _list(memory["modules"], "memory.modules")
-        for index, module in enumerate(modules):
-            if not isinstance(module, Mapping):
-                raise ReportError(f"memory.modules[{index}]", "expected an object")
-            memory_type = memory_type or _str(module, "type", f"memory.modules[{index}]")
-
-    arch = _str(cpu, "arch", "cpu")
-    cpu_64bit: bool | None = None
-    if arch is not None:
-        cpu_64bit = arch.lower() not in _32BIT_ARCHES
-    elif cpu.get("flags") is not None:
-        flags = _list(cpu["flags"], "cpu.flags")
-        cpu_64bit = "lm" in flags  # "long mode": the CPU can run a 64-bit system
-
-    if "battery" in report and report["battery"] is None:
-        battery_present: bool | None = False
-        battery_health = None
-    else:
-        battery = _section(report, "battery")
-        battery_present = None if battery is None else _bool(battery, "present", "battery")
-        if battery is not None and battery_present is None:
-            battery_present = True  # a battery section without "present" describes one
-        battery_health = _battery_health(battery) if battery and battery_present else None
-
-    return Inventory(
-        manufacturer=_first_str(system, ("manufacturer", "vendor"), "system"),
-        product=_first_str(system, ("product_name", "product", "model"), "system"),
-        serial_number=_first_str(system, ("serial_number", "serial"), "system"),
-        cpu_model=_first_str(cpu, ("model", "model_name"), "cpu"),
-        cpu_cores=_int(cpu, "cores", "cpu"),
-        cpu_64bit=cpu_64bit,
-        memory_bytes=None if memory is None else _int(memory, "total_bytes", "memory"),
-        memory_modules=None if modules is None else len(modules),
-        memory_type=memory_type,
-        disks=_read_disks(report),
-        camera_present=None if camera is None else _bool(camera, "present", "camera"),
-        camera_working=None if camera is None else _bool(camera, "working", "camera"),
-        microphone_present=None
-        if microphone is None
-        else _bool(microphone, "present", "microphone"),
-        microphone_working=None
-        if microphone is None
-        else _bool(microphone, "working", "microphone"),
-        battery_present=battery_present,
-        battery_health_pct=battery_health,
-        rtc_present=None if rtc is None else _bool(rtc, "present", "rtc"),
-        rtc_wakealarm=None if rtc is None else _bool(rtc, "wakealarm", "rtc"),
-        rtc_max_ahead_s=None if rtc is None else _int(rtc, "max_ahead_s", "rtc"),
-    )
-
-
-# -- the rules ------------------------------------------------------------------------------
-
-
-def _gib(size: float) -> str:
-    return f"{size / GIB:.1f} GiB"
+        """Every built-in disk that needs an erasure certificate (see ``DiskInfo.identifier``)."""
+        return frozenset(d.identifier for d in self.inventory.fixed_disks)
 
 
 def _blocker(
@@ -328,219 +117,297 @@ def _warning(
     return Finding(code, Severity.WARNING, m_it, m_en, f_it, f_en, subject)
 
 
-def _av_findings(kind: str, present: bool | None, working: bool | None) -> list[Finding]:
-    # kind is "camera" or "microphone"; the words differ, the rules don't.
-    it_name, en_name = (
-        ("La webcam", "The camera")
-        if kind == "camera"
-        else (
-            "Il microfono",
-            "The microphone",
-        )
-    )
-    fix_it = (
-        "Collegare una webcam USB (UVC)"
-        if kind == "camera"
-        else "Collegare una webcam USB con microfono o una cuffia USB"
-    )
-    fix_en = (
-        "Connect a USB (UVC) webcam"
-        if kind == "camera"
-        else "Connect a USB webcam with a microphone or a USB headset"
-    )
+_RERUN_IT = "Ripetere la diagnostica."
+_RERUN_EN = "Run the diagnostics again."
+_RERUN_AV_IT = "Ripetere la diagnostica con la prova di webcam e microfono."
+_RERUN_AV_EN = "Run the diagnostics again with the camera and microphone test."
+
+
+def _because(inv: Inventory, section: str) -> tuple[str, str]:
+    why = inv.unreadable.get(section)
+    return (f" ({why})", f" ({why})") if why else ("", "")
+
+
+def _gib(size: float) -> str:
+    return f"{size / GIB:.1f} GiB"
+
+
+def _camera(inv: Inventory) -> list[Finding]:
+    present, working = inv.camera_present, inv.camera_working
+    fix_it, fix_en = "Collegare una webcam USB (UVC).", "Connect a USB (UVC) webcam."
     if present is None and working is None:
+        why_it, why_en = _because(inv, "camera")
         return [
             _warning(
-                f"{kind}_unknown",
-                f"{it_name} non è stata verificata dalla diagnostica."
-                if kind == "camera"
-                else f"{it_name} non è stato verificato dalla diagnostica.",
-                f"{en_name} was not checked by the diagnostics.",
-                "Ripetere la diagnostica con la prova audio e video.",
-                "Run the diagnostics again with the audio and video test.",
+                "camera_unknown",
+                f"La webcam non è stata verificata{why_it}.",
+                f"The camera was not checked{why_en}.",
+                _RERUN_AV_IT,
+                _RERUN_AV_EN,
             )
         ]
     if present is False:
         return [
             _blocker(
-                f"{kind}_missing",
-                f"{it_name} manca: senza non si può fare la videochiamata."
-                if kind == "camera"
-                else f"{it_name} manca: senza non si può parlare con l'assistito.",
-                f"{en_name} is missing: the video call needs it.",
-                f"{fix_it}.",
-                f"{fix_en}.",
+                "no_camera",
+                "Manca la webcam: senza non si fa la videochiamata.",
+                "There is no camera: the video call needs one.",
+                fix_it,
+                fix_en,
             )
         ]
     if working is False:
         return [
             _blocker(
-                f"{kind}_not_working",
-                f"{it_name} c'è ma non funziona.",
-                f"{en_name} is there but does not work.",
-                f"Controllare cavo e driver; altrimenti: {fix_it.lower()}.",
-                f"Check the cable and driver; otherwise: {fix_en.lower()}.",
+                "camera_not_working",
+                "La webcam c'è ma non funziona.",
+                "The camera is there but does not work.",
+                "Controllare cavo e driver; altrimenti collegare una webcam USB (UVC).",
+                "Check the cable and driver; otherwise connect a USB (UVC) webcam.",
             )
         ]
-    if present is True and working is None:
+    if working is None:
         return [
             _warning(
-                f"{kind}_untested",
-                f"{it_name} c'è ma non è stata provata."
-                if kind == "camera"
-                else f"{it_name} c'è ma non è stato provato.",
-                f"{en_name} is there but was not tested.",
-                "Ripetere la diagnostica con la prova audio e video.",
-                "Run the diagnostics again with the audio and video test.",
+                "camera_untested",
+                "La webcam c'è ma non è stata provata.",
+                "The camera is there but was not tested.",
+                _RERUN_AV_IT,
+                _RERUN_AV_EN,
             )
         ]
     return []
 
 
-def _memory_findings(inv: Inventory, th: Thresholds) -> list[Finding]:
-    if inv.memory_bytes is None:
+def _microphone(inv: Inventory) -> list[Finding]:
+    present, working = inv.microphone_present, inv.microphone_working
+    if present is None and working is None:
+        why_it, why_en = _because(inv, "microphone")
+        return [
+            _warning(
+                "microphone_unknown",
+                f"Il microfono non è stato verificato{why_it}.",
+                f"The microphone was not checked{why_en}.",
+                _RERUN_AV_IT,
+                _RERUN_AV_EN,
+            )
+        ]
+    if present is False:
+        return [
+            _blocker(
+                "no_microphone",
+                "Manca il microfono: l'assistito non potrebbe parlare.",
+                "There is no microphone: the person could not speak.",
+                "Collegare una webcam USB con microfono o una cuffia USB.",
+                "Connect a USB webcam with a microphone, or a USB headset.",
+            )
+        ]
+    if working is False:
+        return [
+            _blocker(
+                "microphone_not_working",
+                "Il microfono c'è ma non funziona.",
+                "The microphone is there but does not work.",
+                "Controllare il volume di acquisizione; altrimenti collegare un microfono USB.",
+                "Check the capture volume; otherwise connect a USB microphone.",
+            )
+        ]
+    if working is None:
+        return [
+            _warning(
+                "microphone_untested",
+                "Il microfono c'è ma non è stato provato.",
+                "The microphone is there but was not tested.",
+                _RERUN_AV_IT,
+                _RERUN_AV_EN,
+            )
+        ]
+    return []
+
+
+def _memory(inv: Inventory, th: Thresholds) -> list[Finding]:
+    installed, usable = inv.memory_installed_bytes, inv.memory_usable_bytes
+    if installed is None and usable is None:
+        why_it, why_en = _because(inv, "memory")
         return [
             _warning(
                 "memory_unknown",
-                "La quantità di memoria non è nota.",
-                "The amount of memory is unknown.",
-                "Ripetere la diagnostica.",
-                "Run the diagnostics again.",
+                f"La quantità di memoria non è nota{why_it}.",
+                f"The amount of memory is unknown{why_en}.",
+                _RERUN_IT,
+                _RERUN_EN,
             )
         ]
+
+    def below(limit: int) -> bool:
+        if installed is not None:
+            return installed < limit
+        return usable is not None and usable < _USABLE_SHARE * limit
+
+    shown = _gib(installed if installed is not None else usable or 0)
     kind = f" {inv.memory_type}" if inv.memory_type else ""
-    if inv.memory_bytes < th.min_memory_bytes:
+    target = _gib(th.recommended_memory_bytes)
+    free = None
+    if inv.memory_slots is not None and inv.memory_modules is not None:
+        free = max(inv.memory_slots - inv.memory_modules, 0)
+    if free:
+        how_it = f"Aggiungere moduli{kind} negli slot liberi ({free}) fino ad almeno {target}."
+        how_en = f"Add{kind} modules in the free slots ({free}) to reach at least {target}."
+    else:
+        how_it = f"Sostituire i moduli con moduli{kind} più grandi, fino ad almeno {target}."
+        how_en = f"Replace the modules with larger{kind} ones, to reach at least {target}."
+    if below(th.min_memory_bytes):
         return [
             _blocker(
-                "memory_too_low",
-                f"Memoria insufficiente: {_gib(inv.memory_bytes)}, ne servono almeno "
+                "low_memory",
+                f"Memoria insufficiente: {shown}, ne servono almeno "
                 f"{_gib(th.min_memory_bytes)}.",
-                f"Too little memory: {_gib(inv.memory_bytes)}, at least "
-                f"{_gib(th.min_memory_bytes)} needed.",
-                f"Aggiungere o sostituire moduli RAM{kind} fino ad almeno "
-                f"{_gib(th.recommended_memory_bytes)}.",
-                f"Add or replace{kind} RAM modules to reach at least "
-                f"{_gib(th.recommended_memory_bytes)}.",
+                f"Too little memory: {shown}; at least {_gib(th.min_memory_bytes)} needed.",
+                how_it,
+                how_en,
             )
         ]
-    if inv.memory_bytes < th.recommended_memory_bytes:
+    if below(th.recommended_memory_bytes):
         return [
             _warning(
-                "memory_low",
-                f"Memoria scarsa: {_gib(inv.memory_bytes)}; la videochiamata può essere lenta.",
-                f"Little memory: {_gib(inv.memory_bytes)}; the video call may be slow.",
-                f"Se ci sono moduli{kind} di recupero, portarla a "
-                f"{_gib(th.recommended_memory_bytes)}.",
-                f"If spare{kind} modules are at hand, bring it to "
-                f"{_gib(th.recommended_memory_bytes)}.",
+                "memory_below_recommended",
+                f"Memoria scarsa: {shown}; la videochiamata può essere lenta.",
+                f"Little memory: {shown}; the video call may be slow.",
+                how_it,
+                how_en,
             )
         ]
     return []
 
 
-def _disk_findings(inv: Inventory, th: Thresholds) -> list[Finding]:
+def _disk_health(disk: DiskInfo, th: Thresholds) -> list[Finding]:
+    who = disk.identifier
+    label = f"{disk.name} ({who})"
+    replace_it = f"Sostituire il disco {label} con un SSD."
+    replace_en = f"Replace disk {label} with an SSD."
+    out: list[Finding] = []
+    if disk.serial is None:
+        out.append(
+            _warning(
+                "disk_serial_unknown",
+                f"Il disco {disk.name} non ha comunicato il numero di serie.",
+                f"Disk {disk.name} did not report its serial number.",
+                f"Leggere il numero di serie sull'etichetta; nel certificato di "
+                f"cancellazione il disco si chiama «{who}».",
+                f"Read the serial off the disk's label; the erasure certificate calls the "
+                f"disk '{who}'.",
+                who,
+            )
+        )
+    reallocated = disk.reallocated_sectors or 0
+    if disk.smart_passed is False:
+        out.append(
+            _blocker(
+                "failing_disk",
+                f"Il disco {label} segnala un guasto (SMART).",
+                f"Disk {label} reports a failure (SMART).",
+                replace_it,
+                replace_en,
+                who,
+            )
+        )
+    elif reallocated >= th.reallocated_sectors_blocker:
+        out.append(
+            _blocker(
+                "failing_disk",
+                f"Il disco {label} ha {reallocated} settori riallocati: si sta guastando.",
+                f"Disk {label} has {reallocated} reallocated sectors: it is failing.",
+                replace_it,
+                replace_en,
+                who,
+            )
+        )
+    elif reallocated > 0 or (disk.pending_sectors or 0) > 0:
+        pending = disk.pending_sectors or 0
+        out.append(
+            _warning(
+                "disk_bad_sectors",
+                f"Il disco {label} ha {reallocated} settori riallocati e {pending} instabili.",
+                f"Disk {label} has {reallocated} reallocated and {pending} pending sectors.",
+                "Ricontrollare dopo la cancellazione; se i numeri crescono, sostituirlo.",
+                "Check again after the erasure; if the counts grow, replace it.",
+                who,
+            )
+        )
+    if disk.smart_available is False:
+        out.append(
+            _warning(
+                "disk_smart_unavailable",
+                f"La salute del disco {label} non è leggibile (SMART assente).",
+                f"The health of disk {label} can't be read (no SMART).",
+                "Fare una scansione di superficie prima di usarlo.",
+                "Run a surface scan before using it.",
+                who,
+            )
+        )
+    hours = disk.power_on_hours
+    if hours is not None and hours >= th.max_power_on_hours and disk.smart_passed is not False:
+        out.append(
+            _warning(
+                "disk_worn",
+                f"Il disco {label} ha lavorato {hours} ore: è vicino a fine vita.",
+                f"Disk {label} has run for {hours} hours: it is near the end of its life.",
+                replace_it,
+                replace_en,
+                who,
+            )
+        )
+    return out
+
+
+def _disks(inv: Inventory, th: Thresholds) -> list[Finding]:
     if inv.disks is None:
+        why_it, why_en = _because(inv, "disks")
         return [
             _warning(
                 "disks_unknown",
-                "I dischi non sono stati elencati dalla diagnostica.",
-                "The diagnostics did not list the disks.",
-                "Ripetere la diagnostica.",
-                "Run the diagnostics again.",
-            )
-        ]
-    if not inv.disks:
-        return [
-            _blocker(
-                "no_disk",
-                "Nessun disco trovato.",
-                "No disk found.",
-                "Montare un SSD di almeno 32 GB.",
-                "Fit an SSD of 32 GB or more.",
+                f"I dischi non sono stati elencati{why_it}.",
+                f"The disks were not listed{why_en}.",
+                _RERUN_IT,
+                _RERUN_EN,
             )
         ]
     out: list[Finding] = []
-    for disk in inv.disks:
-        who = disk.identifier
-        label = f"{disk.name} ({who})"
-        replace_it = f"Sostituire il disco {label} con un SSD."
-        replace_en = f"Replace disk {label} with an SSD."
-        if disk.serial is None:
-            out.append(
-                _warning(
-                    "disk_serial_unknown",
-                    f"Il disco {disk.name} non ha comunicato il numero di serie.",
-                    f"Disk {disk.name} did not report its serial number.",
-                    f"Leggere il numero di serie sull'etichetta del disco; per il certificato "
-                    f"di cancellazione si usa «{who}».",
-                    f"Read the serial off the disk's label; the erasure certificate uses '{who}'.",
-                    who,
-                )
+    for disk in inv.removable_disks:
+        # The workshop boots its diagnostics from a USB stick, so removable media are
+        # expected; but a donor's memory card left in a slot is not covered by any certificate.
+        out.append(
+            _warning(
+                "removable_media",
+                f"Supporto rimovibile {disk.name} ({disk.model or 'modello ignoto'}).",
+                f"Removable medium {disk.name} ({disk.model or 'unknown model'}).",
+                "Se non è la chiavetta del laboratorio, toglierlo e cancellarlo a parte.",
+                "Unless it is the workshop's own stick, remove it and erase it separately.",
+                disk.identifier,
             )
-        if disk.smart_passed is False:
-            out.append(
-                _blocker(
-                    "disk_failing",
-                    f"Il disco {label} segnala un guasto (SMART).",
-                    f"Disk {label} reports a failure (SMART).",
-                    replace_it,
-                    replace_en,
-                    who,
-                )
+        )
+    fixed = inv.fixed_disks
+    if not fixed:
+        out.append(
+            _blocker(
+                "no_disk",
+                "Nessun disco interno trovato.",
+                "No internal disk found.",
+                "Montare un SSD di almeno 32 GB.",
+                "Fit an SSD of 32 GB or more.",
             )
-        elif disk.smart_available is False:
-            out.append(
-                _warning(
-                    "disk_smart_unavailable",
-                    f"Lo stato di salute del disco {label} non è leggibile (SMART assente).",
-                    f"The health of disk {label} can't be read (no SMART).",
-                    "Provare il disco con una scansione di superficie prima di usarlo.",
-                    "Run a surface scan on the disk before using it.",
-                    who,
-                )
-            )
-        reallocated = disk.reallocated_sectors or 0
-        if reallocated >= th.reallocated_sectors_blocker and disk.smart_passed is not False:
-            out.append(
-                _blocker(
-                    "disk_reallocated_sectors",
-                    f"Il disco {label} ha {reallocated} settori riallocati: si sta rovinando.",
-                    f"Disk {label} has {reallocated} reallocated sectors: it is failing.",
-                    replace_it,
-                    replace_en,
-                    who,
-                )
-            )
-        elif 0 < reallocated < th.reallocated_sectors_blocker:
-            out.append(
-                _warning(
-                    "disk_reallocated_sectors",
-                    f"Il disco {label} ha {reallocated} settori riallocati.",
-                    f"Disk {label} has {reallocated} reallocated sectors.",
-                    "Ricontrollare dopo la cancellazione; se il numero cresce, sostituirlo.",
-                    "Check again after the erasure; if the count grows, replace it.",
-                    who,
-                )
-            )
-        hours = disk.power_on_hours
-        if hours is not None and hours >= th.max_power_on_hours:
-            out.append(
-                _warning(
-                    "disk_worn",
-                    f"Il disco {label} ha lavorato {hours} ore: è vicino a fine vita.",
-                    f"Disk {label} has run for {hours} hours: it is near the end of its life.",
-                    replace_it,
-                    replace_en,
-                    who,
-                )
-            )
-    if all(d.size_bytes is not None for d in inv.disks):
-        largest = max(d.size_bytes or 0 for d in inv.disks)
+        )
+        return out
+    for disk in fixed:
+        out += _disk_health(disk, th)
+    sizes = [d.size_bytes for d in fixed]
+    if all(size is not None for size in sizes):
+        largest = max(size or 0 for size in sizes)
         if largest < th.min_disk_bytes:
             out.append(
                 _blocker(
                     "disk_too_small",
-                    f"Il disco più grande è di {largest / 10**9:.0f} GB, ne servono almeno "
+                    f"Il disco più grande è di {largest / 10**9:.0f} GB; ne servono almeno "
                     f"{th.min_disk_bytes / 10**9:.0f}.",
                     f"The largest disk holds {largest / 10**9:.0f} GB; at least "
                     f"{th.min_disk_bytes / 10**9:.0f} GB are needed.",
@@ -551,38 +418,52 @@ def _disk_findings(inv: Inventory, th: Thresholds) -> list[Finding]:
     return out
 
 
-def _rtc_findings(inv: Inventory, th: Thresholds) -> list[Finding]:
+def _rtc(inv: Inventory, th: Thresholds) -> list[Finding]:
     if inv.rtc_present is None and inv.rtc_wakealarm is None:
+        why_it, why_en = _because(inv, "rtc")
         return [
             _warning(
                 "rtc_unknown",
-                "La sveglia del BIOS (RTC) non è stata provata.",
-                "The BIOS wake alarm (RTC) was not tested.",
+                f"La sveglia del BIOS (RTC) non è stata verificata{why_it}.",
+                f"The BIOS wake alarm (RTC) was not checked{why_en}.",
                 "Ripetere la diagnostica con la prova di accensione programmata.",
                 "Run the diagnostics again with the timed wake test.",
             )
         ]
+    out: list[Finding] = []
     if inv.rtc_present is False:
-        return [
+        out.append(
             _blocker(
-                "rtc_missing",
+                "no_rtc_wake",
                 "L'orologio di sistema (RTC) non risponde: il PC non può accendersi da solo.",
                 "The real-time clock does not answer: the PC can't power itself on.",
-                "Sostituire la batteria tampone (CR2032) e ripetere la prova; se non basta, "
-                "la macchina va venduta o donata, non in una casa.",
-                "Replace the CMOS battery (CR2032) and test again; if that fails, sell or "
-                "donate the machine rather than place it in a home.",
+                "Controllare il BIOS e la pila tampone; se non basta, la macchina va venduta "
+                "o donata, non in una casa.",
+                "Check the BIOS and the CMOS battery; if that fails, sell or donate the "
+                "machine rather than place it in a home.",
             )
-        ]
-    out: list[Finding] = []
+        )
+        return out
     if inv.rtc_wakealarm is False:
         out.append(
             _blocker(
-                "rtc_no_wake",
-                "Il PC non si accende all'ora programmata (sveglia RTC non disponibile).",
-                "The PC does not power on at the set time (no RTC wake alarm).",
-                "Nel BIOS attivare «Resume by RTC Alarm» / «Power On by RTC» e ripetere la prova.",
+                "no_rtc_wake",
+                "Il PC non può accendersi all'ora programmata (sveglia RTC assente).",
+                "The PC can't power on at a set time (no RTC wake alarm).",
+                "Nel BIOS attivare «Resume by RTC Alarm» / «Power On by RTC» e ripetere la "
+                "prova.",
                 "In the BIOS enable 'Resume by RTC Alarm' / 'Power On by RTC' and test again.",
+            )
+        )
+    if inv.rtc_battery_ok is False:
+        # A flat coin cell loses the clock at the first power cut, and with it every alarm.
+        out.append(
+            _blocker(
+                "rtc_battery_dead",
+                "La pila tampone del BIOS è scarica: dopo un blackout il PC non si sveglierebbe.",
+                "The CMOS battery is flat: after a power cut the PC would not wake.",
+                "Sostituire la pila a bottone (di solito CR2032).",
+                "Replace the coin cell (usually a CR2032).",
             )
         )
     ahead = inv.rtc_max_ahead_s
@@ -590,27 +471,27 @@ def _rtc_findings(inv: Inventory, th: Thresholds) -> list[Finding]:
         out.append(
             _warning(
                 "rtc_short_horizon",
-                f"La sveglia si può programmare solo {ahead // 3600} ore avanti: il PC dovrà "
-                "accendersi più spesso.",
-                f"The alarm can only be set {ahead // 3600} hours ahead: the PC will need "
-                "extra wakes.",
-                "Aggiornare il BIOS se possibile; altrimenti va bene così.",
+                f"La sveglia si può programmare solo {ahead // 3600} ore avanti: il PC farà "
+                "accensioni intermedie.",
+                f"The alarm can only be set {ahead // 3600} hours ahead: the PC will make "
+                "relay wakes.",
+                "Aggiornare il BIOS se possibile; altrimenti può restare così.",
                 "Update the BIOS if possible; otherwise it can stay as it is.",
             )
         )
     return out
 
 
-def _other_findings(inv: Inventory, th: Thresholds) -> list[Finding]:
+def _cpu_and_battery(inv: Inventory, th: Thresholds) -> list[Finding]:
     out: list[Finding] = []
     if inv.cpu_64bit is False:
         out.append(
-            _warning(
+            _blocker(
                 "cpu_32bit",
-                "Il processore è a 32 bit: il sistema a 64 bit non si può installare.",
-                "The CPU is 32-bit only: the 64-bit system can't be installed.",
-                "Usare l'immagine a 32 bit e preferire la macchina per la vendita.",
-                "Use the 32-bit image and prefer the machine for sale.",
+                "Il processore è solo a 32 bit: il sistema di teleassistenza non si installa.",
+                "The CPU is 32-bit only: the telecare system can't be installed.",
+                "Destinare la macchina alla vendita, alla donazione o al riciclo.",
+                "Sell, donate on or recycle the machine.",
             )
         )
     if inv.cpu_cores is not None and inv.cpu_cores < th.min_cpu_cores:
@@ -619,8 +500,8 @@ def _other_findings(inv: Inventory, th: Thresholds) -> list[Finding]:
                 "cpu_few_cores",
                 f"Il processore ha {inv.cpu_cores} core: la videochiamata può scattare.",
                 f"The CPU has {inv.cpu_cores} core(s): the video call may stutter.",
-                "Provare una videochiamata prima della consegna.",
-                "Try a video call before deployment.",
+                "Provare una videochiamata completa prima della consegna.",
+                "Try a full video call before deployment.",
             )
         )
     health = inv.battery_health_pct
@@ -637,54 +518,33 @@ def _other_findings(inv: Inventory, th: Thresholds) -> list[Finding]:
     return out
 
 
-def _problem_findings(report: Mapping[str, Any]) -> list[Finding]:
-    # The edge lists what its own checks tripped over; the texts come from the device
-    # untranslated, so both languages carry the same words.
-    raw = report.get("problems")
-    if raw is None:
-        return []
-    items: list[tuple[str, str]] = []
-    if isinstance(raw, Mapping):
-        for key, value in raw.items():
-            if isinstance(value, Mapping):
-                text = value.get("message")
-                items.append((str(key), str(text) if text is not None else str(key)))
-            else:
-                items.append((str(key), str(value)))
-    elif isinstance(raw, list | tuple):
-        for index, value in enumerate(raw):
-            if not isinstance(value, str):
-                raise ReportError(f"problems[{index}]", "expected text")
-            items.append((value, value))
-    else:
-        raise ReportError("problems", f"expected an object or a list, got {type(raw).__name__}")
+def _unreadable(inv: Inventory, covered: set[str]) -> list[Finding]:
+    # What the edge could not read and no finding above already explains.
     return [
         _warning(
-            "edge_problem",
-            f"La diagnostica segnala: {text}",
-            f"The diagnostics report: {text}",
-            "Leggere il dettaglio nel rapporto di diagnostica.",
-            "See the detail in the diagnostics report.",
-            key,
+            "diagnostics_incomplete",
+            f"La diagnostica non ha letto tutto di «{section}»: {why}",
+            f"The diagnostics could not fully read '{section}': {why}",
+            _RERUN_IT,
+            _RERUN_EN,
+            section,
         )
-        for key, text in items
+        for section, why in inv.unreadable.items()
+        if section not in covered
     ]
 
 
 def assess(report: Mapping[str, Any], thresholds: Thresholds | None = None) -> Assessment:
-    """The inventory and findings of an edge diagnose report (ReportError if malformed)."""
-    if not isinstance(report, Mapping):
-        raise ReportError("report", f"expected an object, got {type(report).__name__}")
+    """The inventory and findings of an edge diagnostics report (ReportError if malformed)."""
     th = thresholds or Thresholds()
-    inv = _read_inventory(report)
-    findings: list[Finding] = []
-    findings += _av_findings("camera", inv.camera_present, inv.camera_working)
-    findings += _av_findings("microphone", inv.microphone_present, inv.microphone_working)
-    findings += _memory_findings(inv, th)
-    findings += _disk_findings(inv, th)
-    findings += _rtc_findings(inv, th)
-    findings += _other_findings(inv, th)
-    findings += _problem_findings(report)
+    inv = read_inventory(report)
+    findings = _camera(inv) + _microphone(inv) + _memory(inv, th) + _disks(inv, th)
+    findings += _rtc(inv, th) + _cpu_and_battery(inv, th)
+    # The "*_unknown" findings already carry the edge's reason for their section.
+    unknown_sections = {
+        f.code.removesuffix("_unknown") for f in findings if f.code.endswith("_unknown")
+    }
+    findings += _unreadable(inv, unknown_sections)
     # Blockers first: the page shows what stops the machine before what merely needs a look.
     findings.sort(key=lambda f: f.severity is not Severity.BLOCKER)
     return Assessment(inventory=inv, findings=tuple(findings))

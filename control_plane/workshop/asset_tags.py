@@ -150,9 +150,10 @@ def _truncate(pdf: WorkshopPDF, text: str, width: float) -> str:
 
 
 def _wrap(pdf: WorkshopPDF, text: str, width: float, max_lines: int) -> list[str]:
-    lines: list[str] = pdf.multi_cell(
-        width, 3.5, text, dry_run=True, output=MethodReturnValue.LINES
-    )
+    result = pdf.multi_cell(width, 3.5, text, dry_run=True, output=MethodReturnValue.LINES)
+    # With output=LINES fpdf returns just the list of lines; its annotation is the union.
+    assert isinstance(result, list)
+    lines = [str(line) for line in result]
     if len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = _truncate(pdf, lines[-1] + pdf.t(" …"), width)

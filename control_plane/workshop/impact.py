@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from fpdf.fonts import FontFace
@@ -29,7 +30,7 @@ class HoursEntry:
 
     person: str
     worked_on: date
-    hours: float
+    hours: float | Decimal
     asset_tag: str | None = None
 
 
@@ -88,21 +89,27 @@ _BOLD = FontFace(emphasis="BOLD")
 _BAR_COLOURS = ((31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189), (127, 127, 127))
 
 
-def _check_weights(weights_kg: Mapping[str, float]) -> None:
+def _checked_weights(weights_kg: Mapping[str, float | Decimal]) -> dict[str, float]:
+    # float() because database Numeric columns arrive as Decimal, which won't add to float.
+    out: dict[str, float] = {}
     for tag, kg in weights_kg.items():
-        if not math.isfinite(kg) or kg < 0:
+        value = float(kg)
+        if not math.isfinite(value) or value < 0:
             raise ValueError(f"weights_kg[{tag}]: must be a non-negative number, got {kg}")
+        out[tag] = value
+    return out
 
 
 def _hours_in(entries: Sequence[HoursEntry], start: date, end: date) -> tuple[float, int]:
     total = 0.0
     people: set[str] = set()
     for index, entry in enumerate(entries):
-        if not (math.isfinite(entry.hours) and 0 <= entry.hours <= 24):
+        hours = float(entry.hours)
+        if not (math.isfinite(hours) and 0 <= hours <= 24):
             raise ValueError(f"hours[{index}].hours: must be between 0 and 24, got {entry.hours}")
         if start <= entry.worked_on <= end:
-            total += entry.hours
-            if entry.hours > 0:
+            total += hours
+            if hours > 0:
                 people.add(entry.person.strip().casefold())
     return round(total, 2), len(people)
 
@@ -112,19 +119,22 @@ def compute_impact(
     period_end: date,
     transitions: Sequence[TransitionRecord],
     hours: Sequence[HoursEntry],
-    weights_kg: Mapping[str, float],
+    weights_kg: Mapping[str, float | Decimal],
     *,
     timezone: str = "Europe/Rome",
 ) -> ImpactFigures:
     """The impact figures for the period, days counted in ``timezone``."""
     if period_end < period_start:
         raise ValueError("period_end: is before period_start")
-    _check_weights(weights_kg)
+    weights = _checked_weights(weights_kg)
     tz = ZoneInfo(timezone)
 
     in_period: dict[MachineState, set[str]] = {state: set() for state in MachineState}
     deployed_by_end: set[str] = set()
-    for record in transitions:
+    for index, record in enumerate(transitions):
+        if record.at.utcoffset() is None:
+            # astimezone() would silently take the server's zone for a naive time.
+            raise ValueError(f"transitions[{index}].at: must carry a time zone")
         # A day belongs to the cooperative's calendar: a deployment at 00:30 in Rome on
         # 1 April is an April figure even though it is still March in UTC.
         day = record.at.astimezone(tz).date()
@@ -139,7 +149,7 @@ def compute_impact(
     for state in REUSE_STATES:
         reused |= in_period[state]
     recycled = in_period[MachineState.RECYCLED]
-    missing = {tag for tag in reused | recycled if tag not in weights_kg}
+    missing = {tag for tag in reused | recycled if tag not in weights}
     total_hours, people = _hours_in(hours, period_start, period_end)
     return ImpactFigures(
         period_start=period_start,
@@ -152,8 +162,8 @@ def compute_impact(
         recycled=len(recycled),
         hours_worked=total_hours,
         people=people,
-        kg_kept_out_of_waste=round(sum(weights_kg.get(t, 0.0) for t in reused), 2),
-        kg_recycled=round(sum(weights_kg.get(t, 0.0) for t in recycled), 2),
+        kg_kept_out_of_waste=round(math.fsum(weights.get(t, 0.0) for t in reused), 2),
+        kg_recycled=round(math.fsum(weights.get(t, 0.0) for t in recycled), 2),
         machines_without_weight=len(missing),
         in_service_at_end=len(deployed_by_end),
     )

@@ -1,14 +1,6 @@
 """Edge health collectors: each one a small source of ``Metrics``, sampled together."""
 
-from .base import (
-    METRIC_KEY_RE,
-    Collector,
-    Metrics,
-    SampleSink,
-    collect_sample,
-    sample_forever,
-    sample_interval,
-)
+from .base import MAX_METRICS, METRIC_KEY_RE, Collector, Metrics, collect_sample
 from .context import CollectorContext, default_collectors
 from .runner import (
     CommandError,
@@ -21,6 +13,7 @@ from .runner import (
 from .smart import SmartHealth, parse_smart, query_smart, scan_smart
 
 __all__ = [
+    "MAX_METRICS",
     "METRIC_KEY_RE",
     "Collector",
     "CollectorContext",
@@ -29,7 +22,6 @@ __all__ = [
     "CommandTimeout",
     "Metrics",
     "Runner",
-    "SampleSink",
     "SmartHealth",
     "ToolNotFound",
     "collect_sample",
@@ -37,7 +29,5 @@ __all__ = [
     "default_runner",
     "parse_smart",
     "query_smart",
-    "sample_forever",
-    "sample_interval",
     "scan_smart",
 ]

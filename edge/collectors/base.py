@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -15,12 +14,9 @@ __all__ = [
     "METRIC_KEY_RE",
     "Collector",
     "Metrics",
-    "SampleSink",
     "collect_sample",
     "describe_error",
     "metric_label",
-    "sample_forever",
-    "sample_interval",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,49 +113,3 @@ def collect_sample(
         if dropped:
             errors[name] = describe_error(ValueError("; ".join(dropped)))
     return ts, metrics, errors
-
-
-def sample_interval(
-    telemetry: Mapping[str, Any] | None,
-    *,
-    default: float = 60.0,
-    minimum: float = 5.0,
-    maximum: float = 3600.0,
-) -> float:
-    """The sampling period in seconds from ``twin/desired.telemetry``, clamped to sane bounds.
-
-    Accepts ``interval_s`` (or ``sample_interval_s``); anything missing or malformed falls
-    back to ``default`` so a bad twin never stops sampling.
-    """
-    if not telemetry:
-        return default
-    for key in ("interval_s", "sample_interval_s"):
-        value = telemetry.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if math.isfinite(value) and value > 0:
-                return min(max(float(value), minimum), maximum)
-            log.warning("telemetry.%s=%r is not a positive number; using %gs", key, value, default)
-            return default
-    return default
-
-
-SampleSink = Callable[[float, Metrics, dict[str, str]], Awaitable[None]]
-
-
-async def sample_forever(
-    collectors: Sequence[Collector],
-    sink: SampleSink,
-    *,
-    interval: Callable[[], float],
-    clock: Callable[[], float] = time.time,
-) -> None:
-    """Take a sample every ``interval()`` seconds and await ``sink`` with it, until cancelled."""
-    loop = asyncio.get_running_loop()
-    while True:
-        started = loop.time()
-        # smartctl and sysfs reads block; a worker thread keeps the event loop (MQTT
-        # keepalives, call signalling) responsive on a slow CPU.
-        ts, metrics, errors = await asyncio.to_thread(collect_sample, collectors, clock)
-        await sink(ts, metrics, errors)
-        # interval() is asked every round so a new twin/desired.telemetry applies at once.
-        await asyncio.sleep(max(interval() - (loop.time() - started), 0.0))

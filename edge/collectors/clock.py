@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,13 +19,25 @@ __all__ = [
     "rtc_keeps_local_time",
 ]
 
-log = logging.getLogger(__name__)
+# systemd (timedatectl's NTPSynchronized) calls the clock synchronised while the kernel's
+# estimated maximum error is under 16 s; we use the same rule so both always agree.
+_MAX_ERROR_SYNCED_US = 16_000_000
 
-# adjtimex(2) returns TIME_ERROR when the kernel's STA_UNSYNC (or STA_CLOCKERR) is set.
-_TIME_ERROR = 5
-# struct timex is 208 bytes on 64-bit Linux; a larger zeroed buffer is safe, and modes=0
-# (its first field) makes the call read-only.
-_TIMEX_BUFFER = 512
+
+class _Timex(ctypes.Structure):
+    """The head of struct timex (adjtimex(2)); c_long keeps the layout right on 32 and 64 bit."""
+
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        # The rest of the struct, which we don't read; generous so the kernel never
+        # writes past our buffer.
+        ("_rest", ctypes.c_byte * 256),
+    ]
 
 
 def rtc_keeps_local_time(adjtime: Path = Path("/etc/adjtime")) -> bool:
@@ -81,20 +92,23 @@ class RtcCollector:
 
 
 def kernel_clock_synced() -> bool | None:
-    """Ask the kernel (adjtimex) whether an NTP daemon has marked the clock synchronised."""
+    """Whether the kernel counts the clock as NTP-synchronised (adjtimex); None off Linux."""
     try:
         adjtimex = ctypes.CDLL(None, use_errno=True).adjtimex
     except (OSError, AttributeError):
-        return None  # not Linux/glibc
-    buf = ctypes.create_string_buffer(_TIMEX_BUFFER)
-    state = adjtimex(buf)
-    if state < 0:
         return None
-    return bool(state != _TIME_ERROR)
+    timex = _Timex()  # modes=0: read only
+    if adjtimex(ctypes.byref(timex)) < 0:
+        return None
+    return bool(timex.maxerror < _MAX_ERROR_SYNCED_US)
 
 
 class NtpCollector:
-    """``ntp.synced`` (1/0): systemd's view first, the kernel's as a fallback."""
+    """``ntp.synced`` (1/0): the kernel's view first, timedatectl and timesyncd as fallbacks.
+
+    The kernel answers with one system call what timedatectl would answer by spawning a
+    process and a D-Bus round trip (often starting timedated) on every sample.
+    """
 
     name = "ntp"
 
@@ -124,12 +138,12 @@ class NtpCollector:
 
     def collect(self) -> Metrics:
         """``ntp.synced``; raises if no source can tell."""
-        synced = self._timedatectl()
+        synced = self._kernel()
+        if synced is None:
+            synced = self._timedatectl()
         # timesyncd touches this file on every sync; its absence proves nothing (chrony).
         if synced is None and (self._timesync_dir / "synchronized").exists():
             synced = True
-        if synced is None:
-            synced = self._kernel()
         if synced is None:
             raise RuntimeError("cannot tell: no timedatectl, no timesyncd, no adjtimex")
         return {"ntp.synced": 1.0 if synced else 0.0}

@@ -56,6 +56,7 @@ def cpu_section(env: ProbeEnv) -> dict[str, Any]:
         # The current clock, lowered by power saving: a fallback when cpufreq is absent.
         mhz = round(float(first["cpu MHz"]))
     flags = first.get("flags")
+    is_64bit = ("lm" in flags.split()) if flags is not None else None
     return {
         "model": " ".join(model.split()) if model else None,
         "vendor": first.get("vendor_id"),
@@ -63,7 +64,9 @@ def cpu_section(env: ProbeEnv) -> dict[str, Any]:
         "threads": threads,
         "mhz": mhz,
         # Debian amd64 needs the "lm" (long mode) flag; many donated Atoms and P4s lack it.
-        "is_64bit": ("lm" in flags.split()) if flags is not None else None,
+        "is_64bit": is_64bit,
+        # What the CPU can run (not what the kernel runs): the workshop reads this name.
+        "arch": None if is_64bit is None else ("x86_64" if is_64bit else "i686"),
     }
 
 

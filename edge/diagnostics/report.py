@@ -51,7 +51,7 @@ _EMPTY: dict[str, Any] = {
     "system": dict.fromkeys(_DMI_SYSFS["system"]),
     "board": dict.fromkeys(_DMI_SYSFS["board"]),
     "bios": dict.fromkeys(_DMI_SYSFS["bios"]),
-    "cpu": dict.fromkeys(("model", "vendor", "cores", "threads", "mhz", "is_64bit")),
+    "cpu": dict.fromkeys(("model", "vendor", "cores", "threads", "mhz", "is_64bit", "arch")),
     "memory": {"total_bytes": None, "installed_bytes": None, "slots": None, "modules": None},
     "disks": None,
     "network": None,
@@ -103,6 +103,9 @@ def _dmi_section(env: ProbeEnv, dmi: _Dmi, section: str) -> dict[str, Any]:
     }[section]
     values: dict[str, Any] = pick(dmi.records or [])
     if dmi.records is not None:
+        if all(v is None for v in values.values()):
+            # Cheap boards ship "To Be Filled By O.E.M." everywhere: nothing to record.
+            env.note(section, "dmidecode: no record, or only vendor placeholders")
         return values
     base = env.sysfs / "class" / "dmi" / "id"
     if not base.is_dir():

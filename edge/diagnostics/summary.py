@@ -63,6 +63,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "problems": "Non letto:",
         "verdict_ok": "Idoneità per la teleassistenza: sì",
         "verdict_no": "Idoneità per la teleassistenza: NO — {why}",
+        "verdict_unknown": "Idoneità per la teleassistenza: da verificare — non rilevati: {what}",
         "no_camera": "manca la webcam",
         "camera_not_working": "la webcam non funziona",
         "no_microphone": "manca il microfono",
@@ -124,6 +125,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "problems": "Could not read:",
         "verdict_ok": "Fit for telecare: yes",
         "verdict_no": "Fit for telecare: NO — {why}",
+        "verdict_unknown": "Fit for telecare: to be checked — could not read: {what}",
         "no_camera": "no camera",
         "camera_not_working": "camera not working",
         "no_microphone": "no microphone",
@@ -333,8 +335,23 @@ def format_summary(report: Mapping[str, Any], lang: str = "it") -> str:
         lines.append(f("problems"))
         lines.extend(f"  - {section}: {why}" for section, why in problems.items())
     issues = telecare_issues(dict(report))
+    memory = report.get("memory") or {}
+    # A "yes" needs the facts that could make it a "no"; unread ones make it "to be checked".
+    unknown = [
+        label
+        for label, value in (
+            ("camera", camera.get("present")),
+            ("microphone", mic.get("present")),
+            ("memory", memory.get("installed_bytes") or memory.get("total_bytes")),
+            ("disks", report.get("disks")),
+            ("rtc", (report.get("rtc") or {}).get("present")),
+        )
+        if value is None
+    ]
     if issues:
         lines.append(f("verdict_no", why=", ".join(f(code) for code in issues)))
+    elif unknown:
+        lines.append(f("verdict_unknown", what=", ".join(f(label).lower() for label in unknown)))
     else:
         lines.append(f("verdict_ok"))
     return "\n".join(lines)

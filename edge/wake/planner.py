@@ -106,8 +106,8 @@ def plan_alarm(
 
     A window in progress (or whose alarm would be less than ``min_ahead_s`` away) needs no
     alarm: the device is up and stays up. The plan is for the first window whose alarm is
-    after that. If the RTC cannot reach it, the plan is a relay: wake as late as the RTC
-    allows, re-plan, power off again.
+    after that. If the RTC cannot reach it, the plan is a relay: wake within the RTC's
+    reach (a whole number of reaches before the wake), re-plan, power off again.
     """
     if lead_s < 0:
         raise ValueError(f"lead_s: must be >= 0, got {lead_s}")
@@ -133,16 +133,30 @@ def plan_alarm(
     # Whole seconds (the RTC's resolution), rounded down: a second early beats one late.
     wake_alarm = math.floor(target[0] - lead_s)
     ahead = wake_alarm - now
+    # RTC_MARGIN_S > min_ahead_s, so an alarm pushed on by min_ahead_s is still in reach.
     reach = None if caps.max_ahead_s is None else caps.max_ahead_s - RTC_MARGIN_S
     if reach is None or ahead <= reach:
         reason = f"{prefix}next wake {_fmt(target[0], tz)}, alarm {lead_s} s before"
         return AlarmPlan(float(wake_alarm), "wake", reason, target, active)
-    relay = float(math.floor(now + reach))
+    # Relays step back from the wake by whole reaches, not forward from now: the plan then
+    # stays put from one tick to the next (no re-arming every tick), and the relays fall at
+    # the same time of day as the wake rather than drifting into the night.
+    steps = math.ceil(ahead / reach) - 1
+    relay = wake_alarm - steps * reach  # the latest step within reach: now < relay <= reach
+    # Too close to arm (on by hand just before a relay), or inside the active window (it would
+    # fire while the PC is on): take the next step, as long as the RTC still reaches it. A
+    # window too long for that gets its relay re-planned when it ends.
+    while steps > 0 and relay < earliest and relay + reach <= now + reach + min_ahead_s:
+        steps -= 1
+        relay += reach
+    if steps == 0:
+        reason = f"{prefix}next wake {_fmt(target[0], tz)}, alarm {lead_s} s before"
+        return AlarmPlan(float(wake_alarm), "wake", reason, target, active)
     reason = (
         f"{prefix}next wake {_fmt(target[0], tz)} is {_duration(ahead)} ahead, beyond the "
         f"RTC's {_duration(caps.max_ahead_s or 0)} reach: relay wake {_fmt(relay, tz)}"
     )
-    return AlarmPlan(relay, "relay", reason, target, active)
+    return AlarmPlan(float(relay), "relay", reason, target, active)
 
 
 def fallback_wakes(

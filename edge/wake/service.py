@@ -265,13 +265,20 @@ class WakeService:
     async def run(self) -> None:
         """Start, then re-plan and apply the power policy every tick, until cancelled."""
         await self.start()
+        last_failure: str | None = None
         while True:
             try:
                 await self.tick()
-            except Exception:
+                last_failure = None
+            except Exception as exc:
                 # One bad tick (a full disk, a backend bug) must not end the service: the
-                # next tick may well succeed, and a dead loop never powers off again.
-                log.exception("wake tick failed")
+                # next tick may well succeed, and a dead loop never powers off again. The
+                # same failure every tick is logged in full once, then quietly.
+                if repr(exc) != last_failure:
+                    log.exception("wake tick failed")
+                else:
+                    log.debug("wake tick failed again: %r", exc)
+                last_failure = repr(exc)
             await asyncio.sleep(self._tick_s)
 
     async def tick(self) -> Decision:
@@ -283,10 +290,8 @@ class WakeService:
             await self._on_resume(now)
         self._last_tick = now
         async with self._lock:
-            await self._replan()
+            plan = await self._replan()
         await self._send_report()
-        plan = self._plan
-        assert plan is not None  # _replan always sets it
         state = PowerState(
             boot_reason=self.boot_reason,
             last_activity=self._last_activity,
@@ -309,7 +314,7 @@ class WakeService:
 
     # --- planning and arming --------------------------------------------------------------
 
-    async def _replan(self) -> None:
+    async def _replan(self) -> AlarmPlan:
         now = self._clock()
         sched = self._schedule
         plan = plan_with_fallback(
@@ -324,6 +329,7 @@ class WakeService:
             log.info("plan: %s", plan.reason)
         self._plan = plan
         await self._arm(plan, now)
+        return plan
 
     async def _arm(self, plan: AlarmPlan, now: float) -> None:
         offset = await self._rtc_offset(now)

@@ -83,27 +83,37 @@ def _ntp(run: FakeRunner, timesync: Path, kernel: bool | None = None) -> NtpColl
     return NtpCollector(run, timesync_dir=timesync, kernel=lambda: kernel)
 
 
+@pytest.mark.parametrize(("kernel", "synced"), [(True, 1.0), (False, 0.0)])
+def test_ntp_from_the_kernel_spawns_nothing(tmp_path: Path, kernel: bool, synced: float) -> None:
+    run = FakeRunner({TIMEDATECTL: result(TIMEDATECTL, "yes\n" if not kernel else "no\n")})
+    assert _ntp(run, tmp_path, kernel=kernel).collect() == {"ntp.synced": synced}
+    assert run.calls == []
+
+
 @pytest.mark.parametrize(("answer", "synced"), [("yes\n", 1.0), ("no\n", 0.0)])
-def test_ntp_from_timedatectl(tmp_path: Path, answer: str, synced: float) -> None:
+def test_ntp_from_timedatectl_without_adjtimex(tmp_path: Path, answer: str, synced: float) -> None:
     run = FakeRunner({TIMEDATECTL: result(TIMEDATECTL, answer)})
-    assert _ntp(run, tmp_path, kernel=not synced).collect() == {"ntp.synced": synced}
+    assert _ntp(run, tmp_path).collect() == {"ntp.synced": synced}
+    assert run.calls == [TIMEDATECTL]
 
 
-def test_ntp_without_systemd_falls_back_to_timesync_file_then_kernel(tmp_path: Path) -> None:
+def test_ntp_without_systemd_falls_back_to_the_timesync_file(tmp_path: Path) -> None:
     no_systemd = result(
         TIMEDATECTL, "", 1, "System has not been booted with systemd as init system (PID 1)."
     )
     run = FakeRunner({TIMEDATECTL: no_systemd})
-    assert _ntp(run, tmp_path, kernel=False).collect() == {"ntp.synced": 0.0}
+    with pytest.raises(RuntimeError, match="cannot tell"):
+        _ntp(run, tmp_path).collect()
     (tmp_path / "synchronized").touch()
-    assert _ntp(run, tmp_path, kernel=False).collect() == {"ntp.synced": 1.0}
+    assert _ntp(run, tmp_path).collect() == {"ntp.synced": 1.0}
 
 
 def test_ntp_timeout_and_missing_tool_degrade(tmp_path: Path) -> None:
     timeout = FakeRunner({TIMEDATECTL: CommandTimeout("timedatectl: no answer within 5 s")})
-    assert _ntp(timeout, tmp_path, kernel=True).collect() == {"ntp.synced": 1.0}
-    with pytest.raises(RuntimeError, match="cannot tell"):
-        _ntp(FakeRunner(), tmp_path, kernel=None).collect()
+    with pytest.raises(RuntimeError, match="cannot tell: no timedatectl"):
+        _ntp(timeout, tmp_path).collect()
+    (tmp_path / "synchronized").touch()
+    assert _ntp(FakeRunner(), tmp_path).collect() == {"ntp.synced": 1.0}
 
 
 def test_kernel_clock_state_is_readable_here() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
@@ -15,8 +14,6 @@ from edge.collectors import (
     Metrics,
     collect_sample,
     default_collectors,
-    sample_forever,
-    sample_interval,
 )
 from edge.collectors.base import describe_error, metric_label
 
@@ -110,49 +107,6 @@ def test_long_error_messages_are_shortened() -> None:
 def test_metric_label(raw: str, label: str) -> None:
     assert metric_label(raw) == label
     assert METRIC_KEY_RE.match(f"temp.{metric_label(raw)}.max_c")
-
-
-@pytest.mark.parametrize(
-    ("telemetry", "expected"),
-    [
-        (None, 60.0),
-        ({}, 60.0),
-        ({"interval_s": 30}, 30.0),
-        ({"sample_interval_s": 120.0}, 120.0),
-        ({"interval_s": 1}, 5.0),
-        ({"interval_s": 10**6}, 3600.0),
-        ({"interval_s": -3}, 60.0),
-        ({"interval_s": "30"}, 60.0),
-        ({"interval_s": True}, 60.0),
-        ({"interval_s": math.nan}, 60.0),
-    ],
-)
-def test_sample_interval_from_twin(telemetry: dict[str, Any] | None, expected: float) -> None:
-    assert sample_interval(telemetry) == expected
-
-
-def test_sample_forever_feeds_the_sink_until_cancelled() -> None:
-    samples: list[tuple[float, Metrics, dict[str, str]]] = []
-    enough = asyncio.Event()
-
-    async def sink(ts: float, metrics: Metrics, errors: dict[str, str]) -> None:
-        samples.append((ts, metrics, errors))
-        if len(samples) >= 3:
-            enough.set()
-
-    async def scenario() -> None:
-        task = asyncio.create_task(
-            sample_forever(
-                [Fixed("one", {"a": 1}), Broken()], sink, interval=lambda: 0.0, clock=lambda: 5.0
-            )
-        )
-        await asyncio.wait_for(enough.wait(), timeout=10)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(scenario())
-    assert samples[0] == (5.0, {"a": 1.0}, {"broken": "OSError: [Errno 5] Input/output error"})
 
 
 def test_default_collectors_on_this_machine_never_raise(tmp_path: Any) -> None:

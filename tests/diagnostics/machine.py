@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from tests.collectors.collector_fakes import Answer, FakeRunner, result
+from edge.collectors.runner import Runner
+from edge.diagnostics import build_report
+from tests.collectors.collector_fakes import FakeRunner, result
 from tests.collectors.smart_samples import ATA_HEALTHY, USB_UNKNOWN_BRIDGE
 
 DMIDECODE_ARGV = ("dmidecode", "-t", "system", "-t", "baseboard", "-t", "bios", "-t", "memory")
@@ -209,9 +212,23 @@ class Machine:
     etc: Path
     runner: FakeRunner = field(default_factory=FakeRunner)
 
-    def roots(self) -> dict[str, Path]:
-        """Keyword arguments for build_report."""
-        return {"sysfs": self.sysfs, "proc": self.proc, "dev": self.dev, "etc": self.etc}
+    def report(
+        self,
+        *,
+        run: Runner | None = None,
+        clock: float = 1_709_288_553.0,
+        test_devices: bool = False,
+    ) -> dict[str, Any]:
+        """build_report on this machine (its runner unless another is given)."""
+        return build_report(
+            run=run or self.runner,
+            sysfs=self.sysfs,
+            proc=self.proc,
+            dev=self.dev,
+            etc=self.etc,
+            clock=lambda: clock,
+            test_devices=test_devices,
+        )
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -326,8 +343,3 @@ def t430(root: Path) -> Machine:
     write(m.proc / "driver" / "rtc", PROC_RTC)
     write(m.etc / "adjtime", "0.000000 1709288553 0.000000\n1709288553\nUTC\n")
     return m
-
-
-def answer(argv: tuple[str, ...], value: Answer) -> dict[tuple[str, ...], Answer]:
-    """One runner table entry."""
-    return {argv: value}

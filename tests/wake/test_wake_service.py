@@ -223,7 +223,7 @@ def test_rtc_refusal_keeps_the_previous_alarm_and_the_pc_on(tmp_path: Path) -> N
 def test_weekend_with_a_24h_rtc_arms_a_relay(tmp_path: Path) -> None:
     clock = Clock(at(17, 10, 30))
     caps = RtcCapabilities(max_ahead_s=ONE_DAY_S, local_time=False)
-    dev = Device(tmp_path, clock, caps=caps, boot_time=at(17, 9, 58) + 30, grace_s=0)
+    dev = Device(tmp_path, clock, caps=caps, boot_time=at(17, 9, 58) + 30, grace_s=600)
     assert dev.apply(schedule(1, [17, 20]))
     alarm = dev.rtc.read_alarm()
     assert alarm is not None and alarm - clock.now <= ONE_DAY_S
@@ -231,7 +231,12 @@ def test_weekend_with_a_24h_rtc_arms_a_relay(tmp_path: Path) -> None:
     assert armed[-1].data["kind"] == "relay"
     assert "relay wake" in dev.reports[-1]["alarm_reason"]
     assert dev.reports[-1]["rtc_max_ahead_s"] == ONE_DAY_S
-    assert dev.tick(at(17, 10, 31)) == "poweroff"
+    dev.service.note_activity()  # 10:30, the call just ended: grace until 10:40
+    # The relay stays put while time passes: no re-arming on every tick.
+    assert dev.tick(at(17, 10, 35)) == "stay"
+    assert dev.tick(at(17, 10, 39)) == "stay"
+    assert dev.kinds().count("alarm_armed") == 1 and dev.rtc.read_alarm() == alarm
+    assert dev.tick(at(17, 10, 41)) == "poweroff"
 
 
 def test_local_time_rtc(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ def base_fonts(data: bytes) -> set[str]:
     """The /BaseFont names used on any page (subset prefixes stripped)."""
     names: set[str] = set()
     for page in reader(data).pages:
-        fonts: Any = page["/Resources"].get_object().get("/Font", {})
+        resources: Any = page["/Resources"]
+        fonts: Any = resources.get_object().get("/Font", {})
         for ref in fonts.get_object().values():
             name = str(ref.get_object()["/BaseFont"]).lstrip("/")
             names.add(name.split("+", 1)[-1])

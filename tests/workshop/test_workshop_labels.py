@@ -178,16 +178,14 @@ def qr_modules(image: Image.Image, size: int, scale: int = 8, border: int = 4) -
     """Read a QR image back into modules (1 = dark) by sampling each module's centre."""
     grey = image.convert("L")
     assert grey.size == ((size + 2 * border) * scale,) * 2
-    return [
-        [
-            1
-            if grey.getpixel(((c + border) * scale + scale // 2, (r + border) * scale + scale // 2))
-            < 128
-            else 0  # type: ignore[operator]
-            for c in range(size)
-        ]
-        for r in range(size)
-    ]
+
+    def dark(row: int, column: int) -> int:
+        centre = ((column + border) * scale + scale // 2, (row + border) * scale + scale // 2)
+        value = grey.getpixel(centre)
+        assert isinstance(value, int)
+        return 1 if value < 128 else 0
+
+    return [[dark(r, c) for c in range(size)] for r in range(size)]
 
 
 def expected_modules(url: str) -> list[list[int]]:

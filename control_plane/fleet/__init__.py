@@ -1,0 +1,23 @@
+"""Fleet health: enrollment, alert rules and notifications, the time-series sink."""
+
+from __future__ import annotations
+
+from ..features import FeatureContext
+
+
+def install(ctx: FeatureContext) -> None:
+    """Enrollment API, alert rules as a periodic task, notifiers, the configured sink."""
+    from . import api, notify, rules, sinks
+
+    ctx.api.include_router(api.router)
+    ctx.api.include_router(api.alerts_router)
+    ctx.periodic.add(
+        "alert-rules", ctx.settings.alert_check_interval_s, rules.periodic_task(ctx.settings)
+    )
+    dispatcher = notify.dispatcher_from_settings(ctx.settings)
+    if dispatcher is not None:
+        ctx.startup.append(dispatcher.astart)
+        ctx.shutdown.append(dispatcher.astop)
+    if ctx.settings.telemetry_sink == "influx":
+        ctx.ingest.sink = sinks.InfluxSink.from_settings(ctx.settings)
+        ctx.shutdown.append(ctx.ingest.sink.aclose)

@@ -1,0 +1,1 @@
+"""The console's own pages: login and language, home, fleet."""
