@@ -20,6 +20,7 @@ from aiomqtt.exceptions import MqttConnectError
 from edge import protocol as p
 
 from .config import Settings
+from .periodic import run_in_thread_to_completion
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class MqttService:
                 except asyncio.QueueEmpty:
                     break
             try:
-                await asyncio.to_thread(self._handle_batch, batch)
+                await run_in_thread_to_completion(self._handle_batch, batch)
             except Exception:
                 # Storage trouble (database down): log and keep the loop alive.
                 log.exception("storing %d messages failed", len(batch))

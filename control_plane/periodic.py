@@ -29,6 +29,20 @@ class _Entry:
     fn: Task
 
 
+async def run_in_thread_to_completion(fn: Callable[..., object], *args: object) -> None:
+    """Run ``fn`` in a worker thread; if cancelled meanwhile, wait for it before re-raising.
+
+    A thread can't be interrupted: returning early would let shutdown dispose the database
+    engine under a transaction still running in it.
+    """
+    inner = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        await asyncio.wait([inner])
+        raise
+
+
 class PeriodicRunner:
     """Runs registered tasks on their intervals between ``start`` and ``stop``."""
 
@@ -66,7 +80,7 @@ class PeriodicRunner:
         failing = False
         while True:
             try:
-                await asyncio.to_thread(entry.fn, self._factory, self._clock())
+                await run_in_thread_to_completion(entry.fn, self._factory, self._clock())
                 failing = False
             except Exception:
                 if not failing:  # log a repeating failure once

@@ -7,8 +7,6 @@ call these functions.
 from control_plane.workshop.assessment import (
     Assessment,
     Finding,
-    Inventory,
-    ReportError,
     Severity,
     Thresholds,
     assess,
@@ -39,19 +37,30 @@ from control_plane.workshop.impact import (
     impact_csv,
     impact_pdf,
 )
-from control_plane.workshop.intake import DonatedItem, Donation, IntakeError, ItemKind, plan_intake
+from control_plane.workshop.intake import (
+    DonatedItem,
+    Donation,
+    IntakeError,
+    ItemKind,
+    parse_manifest_csv,
+    plan_intake,
+)
+from control_plane.workshop.inventory import DiskInfo, Inventory, ReportError, read_inventory
 from control_plane.workshop.lifecycle import (
     MachineFacts,
     MachineState,
     TransitionError,
     TransitionParams,
     TransitionRecord,
+    allowed_targets,
     check_transition,
+    intake_record,
     transition,
 )
 
 __all__ = [
     "Assessment",
+    "DiskInfo",
     "DonatedItem",
     "Donation",
     "ErasureBatch",
@@ -76,6 +85,7 @@ __all__ = [
     "TransitionParams",
     "TransitionRecord",
     "VerificationResult",
+    "allowed_targets",
     "assess",
     "batch_summary_pdf",
     "certified_serials",
@@ -85,9 +95,12 @@ __all__ = [
     "format_asset_tag",
     "impact_csv",
     "impact_pdf",
+    "intake_record",
     "label_pdf",
     "machine_url",
     "parse_asset_tag",
+    "parse_manifest_csv",
     "plan_intake",
+    "read_inventory",
     "transition",
 ]

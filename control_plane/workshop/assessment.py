@@ -260,8 +260,7 @@ def _memory(inv: Inventory, th: Thresholds) -> list[Finding]:
         return [
             _blocker(
                 "low_memory",
-                f"Memoria insufficiente: {shown}, ne servono almeno "
-                f"{_gib(th.min_memory_bytes)}.",
+                f"Memoria insufficiente: {shown}, ne servono almeno {_gib(th.min_memory_bytes)}.",
                 f"Too little memory: {shown}; at least {_gib(th.min_memory_bytes)} needed.",
                 how_it,
                 how_en,
@@ -450,8 +449,7 @@ def _rtc(inv: Inventory, th: Thresholds) -> list[Finding]:
                 "no_rtc_wake",
                 "Il PC non può accendersi all'ora programmata (sveglia RTC assente).",
                 "The PC can't power on at a set time (no RTC wake alarm).",
-                "Nel BIOS attivare «Resume by RTC Alarm» / «Power On by RTC» e ripetere la "
-                "prova.",
+                "Nel BIOS attivare «Resume by RTC Alarm» / «Power On by RTC» e ripetere la prova.",
                 "In the BIOS enable 'Resume by RTC Alarm' / 'Power On by RTC' and test again.",
             )
         )

@@ -5,7 +5,8 @@ The report is what ``edge.diagnostics.build_report`` produces (format version 1)
     {"v": 1, "generated_at": ..., "tool_version": ...,
      "system": {"manufacturer", "product", "serial", ...}, "board": {...}, "bios": {...},
      "cpu": {"model", "vendor", "cores", "threads", "mhz", "is_64bit"},
-     "memory": {"total_bytes", "installed_bytes", "slots", "modules": [{"size_bytes", "type", ...}]},
+     "memory": {"total_bytes", "installed_bytes", "slots",
+                "modules": [{"size_bytes", "type", ...}]},
      "disks": [{"name", "model", "serial", "size_bytes", "rotational", "removable", "transport",
                 "smart": {"available", "passed", "power_on_hours", "reallocated_sectors",
                           "pending_sectors", ...}}],
@@ -154,7 +155,8 @@ def _objects(value: Any, path: str) -> Sequence[Mapping[str, Any]]:
 
 def _read_disk(raw: Mapping[str, Any], index: int) -> DiskInfo:
     path = f"disks[{index}]"
-    smart = raw.get("smart") or {}
+    smart = raw.get("smart")
+    smart = {} if smart is None else smart
     if not isinstance(smart, Mapping):
         raise ReportError(f"{path}.smart", f"expected an object, got {type(smart).__name__}")
     sp = f"{path}.smart"
@@ -183,7 +185,9 @@ def _read_problems(report: Mapping[str, Any]) -> dict[str, str]:
     return {str(section): str(why) for section, why in raw.items()}
 
 
-def _battery(report: Mapping[str, Any], problems: Mapping[str, str]) -> tuple[bool | None, float | None]:
+def _battery(
+    report: Mapping[str, Any], problems: Mapping[str, str]
+) -> tuple[bool | None, float | None]:
     if "battery" not in report:
         return None, None
     battery = _section(report, "battery")

@@ -11,14 +11,16 @@ received           triaged                                     —
 triaged            wiped                                       —
 wiped              tested                                      diagnostics on file and a passed
                                                                erasure certificate for every
-                                                               disk they list
+                                                               built-in disk they list
 tested             imaged                                      (the same certificates)
 imaged             quality_checked                             (the same certificates)
 quality_checked    ready                                       (the same certificates)
 ready              deployed                                    beneficiary id; no telecare
-                                                               blockers in the assessment
-ready              sold                                        buyer
-ready              donated_on                                  recipient organisation
+                                                               blockers in the assessment;
+                                                               (the same certificates)
+ready              sold                                        buyer; (the same certificates)
+ready              donated_on                                  recipient organisation; (the
+                                                               same certificates)
 wiped … ready      triaged (rework: a part swapped, QA failed) notes saying why
 any non-terminal   recycled                                    recycler and the recycler's
                                                                certificate reference

@@ -138,6 +138,13 @@ class VpnDesired(msgspec.Struct, kw_only=True):
     hub_endpoint: Annotated[str, Meta(max_length=255, pattern=ENDPOINT_PATTERN)]
     allowed_ips: Annotated[list[Cidr], Meta(max_length=256)]
     keepalive_s: Annotated[int, Meta(ge=0, le=65535)] = 25
+    # Optional IPv6 tunnel address, set when the hub's pool has an IPv6 prefix too.
+    address6: Cidr | None = None
+    # Device keys the hub accepts for this device: its current key and, during a key rotation,
+    # the new one as well. A device switches to its pending key once it is listed here.
+    accepted_keys: Annotated[
+        list[Annotated[str, Meta(pattern=WG_KEY_PATTERN)]], Meta(max_length=4)
+    ] = []
 
     def __post_init__(self) -> None:
         if "/" not in self.address:
@@ -148,6 +155,15 @@ class VpnDesired(msgspec.Struct, kw_only=True):
             ipaddress.ip_interface(self.address)
         except ValueError as exc:
             raise ProtocolError("address", str(exc)) from None
+        if self.address6 is not None:
+            try:
+                iface6 = ipaddress.ip_interface(self.address6)
+            except ValueError as exc:
+                raise ProtocolError("address6", str(exc)) from None
+            if iface6.version != 6 or "/" not in self.address6:
+                raise ProtocolError(
+                    "address6", f"must be IPv6 in CIDR form like fd00::2/128, got {self.address6!r}"
+                )
         for i, net in enumerate(self.allowed_ips):
             try:
                 # strict=False: wg accepts host bits set ("10.8.0.1/24"), so do we.
@@ -196,6 +212,8 @@ class VpnReported(msgspec.Struct, kw_only=True):
     rx_bytes: NonNegInt = 0
     tx_bytes: NonNegInt = 0
     error: Annotated[str, Meta(max_length=1000)] | None = None
+    # A key generated for a rotation and not in use yet; the hub learns it before the switch.
+    pending_public_key: Annotated[str, Meta(max_length=64)] | None = None
 
     def __post_init__(self) -> None:
         if self.latest_handshake is not None:
@@ -312,6 +330,14 @@ class JobUpdate(Message, kw_only=True):
 # --- dev/{id}/call/in, dev/{id}/call/out -----------------------------------------------
 
 
+class IceServer(msgspec.Struct, kw_only=True):
+    """A STUN or TURN server for one call, with time-limited TURN REST credentials."""
+
+    urls: Annotated[list[Annotated[str, Meta(max_length=500)]], Meta(min_length=1, max_length=8)]
+    username: Annotated[str, Meta(max_length=256)] | None = None
+    credential: Annotated[str, Meta(max_length=256)] | None = None
+
+
 class CallSignal(Message, kw_only=True):
     """One WebRTC signalling message of call ``session``."""
 
@@ -321,6 +347,11 @@ class CallSignal(Message, kw_only=True):
     candidate: dict[str, Any] | None = None  # None with type "candidate" = end of candidates
     reason: Annotated[str, Meta(max_length=500)] | None = None
     stats: dict[str, float] | None = None
+    # With an offer: the ICE servers the device may use, who is calling (shown while it rings)
+    # and whether they are one of the beneficiary's assigned caregivers (auto-answer policy).
+    ice_servers: Annotated[list[IceServer], Meta(max_length=8)] | None = None
+    caller: Annotated[str, Meta(max_length=200)] | None = None
+    assigned: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
