@@ -80,7 +80,8 @@ class BrokerFiles:
     ) -> None:
         """Rewrite both files atomically and reload the broker."""
         entries = [(cp_username, cp_password_hash), *devices]
-        _atomic_write(self.password_file, render_passwords(entries))
+        # 0640: Mosquitto reads it through the group of the credentials directory.
+        _atomic_write(self.password_file, render_passwords(entries), mode=0o640)
         _atomic_write(self.acl_file, render_acl(cp_username), mode=0o644)
         self.reload()
 
