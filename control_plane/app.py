@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from . import __version__
+from . import __version__, web
 from .api import errors
 from .api.routes import auth, devices
 from .config import Settings, get_settings
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.state.twin = TwinPublisher(factory, None, None)
     app.state.mqtt = None
     errors.install(app)
+    web.install(app, settings)
 
     api = APIRouter(prefix="/api/v1")
     api.include_router(auth.router)

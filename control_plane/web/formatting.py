@@ -118,9 +118,7 @@ class Formatter:
             }
         hours = round(seconds / 3600)
         if hours < 24:
-            return self._t.ngettext("%(num)d hour ago", "%(num)d hours ago", hours) % {
-                "num": hours
-            }
+            return self._t.ngettext("%(num)d hour ago", "%(num)d hours ago", hours) % {"num": hours}
         days = round(seconds / 86400)
         if days == 1:
             return self._("yesterday")

@@ -32,7 +32,7 @@ _KEYWORDS = frozenset({"_", "N_", "gettext", "ngettext"})
 _PLURAL_KEYWORDS = frozenset({"ngettext"})
 
 
-def N_(msgid: str) -> str:  # noqa: N802 - the conventional gettext "mark only" name
+def N_(msgid: str) -> str:  # the conventional gettext "mark only" name
     """Mark ``msgid`` for extraction without translating it yet (nav labels, module constants)."""
     return msgid
 
@@ -160,7 +160,7 @@ def parse_po(text: str, *, filename: str = "<po>") -> list[PoEntry]:
 
 def _quote(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
-    if "\n" not in escaped or escaped.endswith("\n") and escaped.count("\n") == 1:
+    if "\n" not in escaped or (escaped.endswith("\n") and escaped.count("\n") == 1):
         return '"' + escaped.replace("\n", "\\n") + '"'
     # Multi-line strings are written one line per source line, as msgmerge does.
     parts = escaped.split("\n")
@@ -266,11 +266,13 @@ def parse_accept_language(header: str) -> list[str]:
     for position, part in enumerate(header.split(",")):
         tag, _, params = part.strip().partition(";")
         quality = 1.0
-        match = re.search(r"q\s*=\s*([0-9.]+)", params)
+        match = re.search(r"q\s*=\s*([^;\s]*)", params)
         if match:
             try:
                 quality = float(match.group(1))
             except ValueError:
+                quality = 0.0  # a q-value we cannot read: treat the language as refused
+            if not 0.0 <= quality <= 1.0:  # also false for NaN
                 quality = 0.0
         lang = _base_language(tag)
         if lang is not None and quality > 0:
@@ -374,13 +376,11 @@ def missing_translations(lang: str, locale_dir: Path = LOCALE_DIR) -> list[Messa
     """Messages used in the sources that ``lang``'s .po does not translate."""
     src = po_path(lang, locale_dir)
     entries = {e.key: e for e in parse_po(src.read_text(encoding="utf-8"), filename=str(src))}
-    return [
-        m for m in collect_messages() if m.key not in entries or not entries[m.key].translated
-    ]
+    return [m for m in collect_messages() if m.key not in entries or not entries[m.key].translated]
 
 
 def add_missing(lang: str, locale_dir: Path = LOCALE_DIR) -> int:
-    """Append source messages absent from ``lang``'s .po with empty translations; returns how many."""
+    """Append source messages missing from ``lang``'s .po, untranslated; returns how many."""
     src = po_path(lang, locale_dir)
     text = src.read_text(encoding="utf-8")
     known = {e.key for e in parse_po(text, filename=str(src))}

@@ -13,13 +13,18 @@ and answers with ``page.render("template.html", **context)``. Routers made by
 from __future__ import annotations
 
 import gettext
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..api.deps import SessionDep
 from ..db import utcnow
@@ -85,9 +90,7 @@ def safe_next(value: str | None, default: str = "/") -> str:
 class Page:
     """What a console route needs to answer one request: who, in which language, how to render."""
 
-    def __init__(
-        self, request: Request, console: Console, user: User | None, lang: str
-    ) -> None:
+    def __init__(self, request: Request, console: Console, user: User | None, lang: str) -> None:
         self.request = request
         self.console = console
         self.user = user
@@ -229,6 +232,10 @@ class PageError(Exception):
 
 def get_page(request: Request, db: SessionDep) -> Page:
     """The page context: the logged-in person (if any) and the language to speak."""
+    return _build_page(request, db)
+
+
+def _build_page(request: Request, db: Session) -> Page:
     console = get_console(request.app)
     user_id = getattr(request.state, "console_user_id", None)
     user = db.get(User, user_id) if user_id is not None else None
@@ -288,8 +295,7 @@ async def csrf_protect(request: Request, page: PageDep) -> None:
             403,
             N_("This page has expired"),
             N_(
-                "For your safety the form was not accepted. "
-                "Go back, reload the page and try again."
+                "For your safety the form was not accepted. Go back, reload the page and try again."
             ),
         )
 
@@ -329,5 +335,43 @@ def install_error_pages(app: FastAPI) -> None:
             message=page._(exc.message_msgid, **exc.params),
         )
 
+    # Someone who mistypes a console address gets a page, not problem+json; the API, and
+    # anything that is not a browser asking for HTML, keeps the handler installed before us.
+    previous = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
+
+    def _page_for(request: Request) -> Page:
+        # The Page copies the person into a Viewer, so it outlives this session.
+        with request.app.state.sessionmaker() as db:
+            return _build_page(request, db)
+
+    async def _http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        wants_page = (
+            exc.status_code in _HTTP_ERROR_PAGES
+            and not request.url.path.startswith("/api/")
+            and "text/html" in request.headers.get("accept", "")
+        )
+        if not wants_page:
+            response = previous(request, exc)
+            return await response if inspect.isawaitable(response) else response
+        page = await run_in_threadpool(_page_for, request)
+        title, message = _HTTP_ERROR_PAGES[exc.status_code]
+        return page.render(
+            "error.html", status_code=exc.status_code, title=page._(title), message=page._(message)
+        )
+
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageError, _page_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+_HTTP_ERROR_PAGES = {
+    404: (
+        N_("Page not found"),
+        N_("This page does not exist. Check the address, or start again from the home page."),
+    ),
+    405: (
+        N_("Something went wrong"),
+        N_("This page cannot be used like that. Start again from the home page."),
+    ),
+}

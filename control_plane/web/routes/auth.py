@@ -62,8 +62,12 @@ def login(
 
     def refuse(message: str, status_code: int = 200, **headers: str) -> Response:
         return page.render(
-            "login.html", status_code=status_code, headers=headers or None,
-            next=target, email=email, error=message,
+            "login.html",
+            status_code=status_code,
+            headers=headers or None,
+            next=target,
+            email=email,
+            error=message,
         )
 
     if not email:
@@ -88,7 +92,9 @@ def login(
     ok = verify_password(password[:_MAX_PASSWORD], stored)
     if user is None or not ok or not user.is_active:
         locked = throttle.record_failure(email, address)
-        log.info("console login failed for %r from %s%s", email, address, " (locked)" if locked else "")
+        log.info(
+            "console login failed for %r from %s%s", email, address, " (locked)" if locked else ""
+        )
         return refuse(page._("Wrong e-mail or password. Please try again."))
     throttle.record_success(email, address)
     # The language picked on the login page is this person's latest explicit choice: keep it.

@@ -35,6 +35,8 @@ BOOT_REASONS = {
     "unknown": N_("unknown"),
 }
 
+_MAX_PAGE = 100_000
+
 FleetPage = Annotated[Page, Depends(page_for_roles(Role.FLEET_MANAGER, Role.TECHNICIAN))]
 
 
@@ -79,7 +81,9 @@ class FleetFilter:
         return urlencode(params)
 
 
-def parse_filter(page: Page, group: str | None, online: str | None, page_no: str | None) -> FleetFilter:
+def parse_filter(
+    page: Page, group: str | None, online: str | None, page_no: str | None
+) -> FleetFilter:
     """The filter from GET parameters; a 400 page naming the parameter when one is wrong."""
     state: bool | None = None
     if online:
@@ -90,7 +94,8 @@ def parse_filter(page: Page, group: str | None, online: str | None, page_no: str
         state = online == "true"
     number = 1
     if page_no:
-        if not page_no.isdigit() or int(page_no) < 1:
+        # Bounded so a silly number cannot overflow the database's OFFSET.
+        if not page_no.isdigit() or not 1 <= int(page_no) <= _MAX_PAGE:
             raise PageError(
                 page, 400, N_("Something went wrong"), N_("page: must be a whole number from 1.")
             )
@@ -98,7 +103,7 @@ def parse_filter(page: Page, group: str | None, online: str | None, page_no: str
     return FleetFilter(group=group or None, online=state, page=number)
 
 
-def _filtered(flt: FleetFilter) -> Select[tuple[Device]]:
+def _filtered(flt: FleetFilter) -> Select[Any]:
     query = select(Device)
     if flt.group is not None:
         query = query.where(Device.group == flt.group)
@@ -126,9 +131,7 @@ def load_fleet(db: Session, flt: FleetFilter, *, page_size: int) -> FleetView:
         select(func.count(), func.count().filter(sub.c.online.is_(True))).select_from(sub)
     ).one()
     rows = db.execute(
-        query.order_by(Device.group, Device.id)
-        .limit(page_size)
-        .offset((flt.page - 1) * page_size)
+        query.order_by(Device.group, Device.id).limit(page_size).offset((flt.page - 1) * page_size)
     ).scalars()
     pages = max(1, -(-int(total) // page_size))
     return FleetView(
@@ -143,9 +146,7 @@ def load_fleet(db: Session, flt: FleetFilter, *, page_size: int) -> FleetView:
 def group_names(db: Session) -> list[str]:
     """Every group a device belongs to, for the filter."""
     return [
-        g
-        for g in db.execute(select(Device.group).distinct().order_by(Device.group)).scalars()
-        if g
+        g for g in db.execute(select(Device.group).distinct().order_by(Device.group)).scalars() if g
     ]
 
 
@@ -172,9 +173,7 @@ def fleet(
 ) -> Response:
     """The device list, filtered by group and online state; the rows refresh by themselves."""
     flt = parse_filter(page, group, online, page_no)
-    return page.render(
-        "fleet/list.html", groups=group_names(db), **_fleet_context(page, db, flt)
-    )
+    return page.render("fleet/list.html", groups=group_names(db), **_fleet_context(page, db, flt))
 
 
 @router.get("/_rows")
@@ -246,34 +245,34 @@ _SIZE_FIELDS = frozenset({"rx_bytes", "tx_bytes"})
 def _reported_rows(page: Page, reported: dict[str, Any]) -> list[tuple[str, str]]:
     fmt = page.fmt
     rows: list[tuple[str, str]] = []
-    raw = reported
-    for key, text in flatten(reported):
+    for key, value in flatten(reported):
         leaf = key.rsplit(".", 1)[-1]
-        value: Any = raw
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if leaf in _TIME_FIELDS and isinstance(value, int | float):
-            text = fmt.datetime(dt.datetime.fromtimestamp(value, dt.UTC))
+        if value is None or value == []:
+            text = "—"
+        elif isinstance(value, bool):  # before the numbers: a bool is an int too
+            text = page._("yes") if value else page._("no")
+        elif leaf in _TIME_FIELDS and isinstance(value, int | float):
+            try:
+                text = fmt.datetime(dt.datetime.fromtimestamp(value, dt.UTC))
+            except (OverflowError, OSError, ValueError):
+                text = str(value)  # a nonsense time is shown as sent, not hidden
         elif leaf in _SIZE_FIELDS and isinstance(value, int | float):
             text = fmt.size(value)
-        elif isinstance(value, bool):
-            text = page._("yes") if value else page._("no")
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value)
+        else:
+            text = str(value)
         rows.append((key, text))
     return rows
 
 
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """A nested JSON object as ``("vpn.state", "up")`` pairs, for a readable table."""
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """A nested JSON object as ``("vpn.state", "up")`` pairs of leaf values, in key order."""
     if isinstance(value, dict):
-        if not value and prefix:
-            return [(prefix, "—")]
-        pairs: list[tuple[str, str]] = []
-        for key in sorted(value):
+        if not value:
+            return [(prefix, None)] if prefix else []
+        pairs: list[tuple[str, Any]] = []
+        for key in sorted(value, key=str):
             pairs.extend(flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
         return pairs
-    if isinstance(value, list):
-        text = ", ".join(str(v) for v in value) if value else "—"
-        return [(prefix, text)]
-    if value is None:
-        return [(prefix, "—")]
-    return [(prefix, str(value))]
+    return [(prefix, value)]

@@ -13,6 +13,8 @@ router = console_router()
 def home(page: UserPage) -> Response:
     """Greet the person and show the cards for their role."""
     local_hour = page.now.astimezone(page.console.tz).hour
-    greeting = page._("Good evening") if local_hour >= 17 or local_hour < 4 else page._("Good morning")
+    greeting = (
+        page._("Good evening") if local_hour >= 17 or local_hour < 4 else page._("Good morning")
+    )
     cards = [item for item in page.nav() if item.path != "/"]
     return page.render("home.html", greeting=greeting, cards=cards)
