@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     mqtt_password: str = _DEV_SECRET
     mqtt_tls_ca: Path | None = None
     mqtt_keepalive: int = Field(default=30, ge=5, le=3600)
+    mqtt_backoff_cap_s: float = Field(default=30.0, gt=0, le=3600)
     mqtt_instance: str = "cp-1"
     # Several ingest workers share the device stream through this shared-subscription group.
     ingest_share_group: str = "difronte-ingest"
@@ -74,6 +75,20 @@ class Settings(BaseSettings):
     alert_email_to: list[str] = Field(default_factory=list)
     alert_webhook_url: str | None = None
     alert_webhook_secret: str = ""
+
+    # Calls and care: TURN (coturn with use-auth-secret) and STUN for browsers and devices,
+    # signalling timeouts, escalation notifications.
+    turn_urls: list[str] = Field(default_factory=list)  # e.g. ["turn:turn.example.org:3478"]
+    turn_secret: str = ""  # coturn's static-auth-secret
+    turn_ttl_s: int = Field(default=6 * 3600, ge=60, le=7 * 86400)
+    stun_urls: list[str] = Field(default_factory=list)
+    call_answer_timeout_s: float = Field(default=45.0, gt=0)  # ringing with nobody answering
+    call_setup_timeout_s: float = Field(default=20.0, gt=0)  # no word from the device at all
+    call_silence_timeout_s: float = Field(default=20.0, gt=0)  # device quiet during a call
+    care_email_to: list[str] = Field(default_factory=list)  # coordinators' shared mailbox
+    care_webhook_url: str | None = None
+    care_webhook_secret: str = ""
+    care_urgent_renotify_s: float = Field(default=300.0, gt=0)  # until someone takes it
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -18,7 +18,13 @@ from .ingest import Ingest
 from .periodic import PeriodicRunner
 
 FEATURES: tuple[str, ...] = (
+    "control_plane.vpn",
     "control_plane.fleet",
+    "control_plane.care",
+    "control_plane.jobs",
+    "control_plane.schedules",
+    "control_plane.marketplace",
+    "control_plane.workshop.feature",
 )
 
 

@@ -3,6 +3,13 @@
 Pure of MQTT: :class:`Ingest` takes (topic, payload) pairs and stores them in one transaction.
 Every payload is validated by the contract; a bad one is refused with the field named, counted on
 its device and kept in ``ingest_errors`` — it never stops the loop and never touches stored data.
+
+Telemetry is most of the traffic, so a batch of it is stored with a few statements, not a few
+per message: the devices are loaded in one query, the batches go in with one multi-row
+``INSERT ... ON CONFLICT (device_id, seq) DO NOTHING RETURNING`` (so a QoS 1 duplicate, or a
+batch another ingest worker stored first, is simply not returned), and the series rows of the
+new batches go to the sink in one call. Status, twin and event messages are rare and keep their
+per-message path.
 """
 
 from __future__ import annotations
@@ -14,19 +21,66 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import (
+    JSON,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    case,
+    cast,
+    delete,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge import protocol as p
 
-from .db import utcnow
+from .db import UTCDateTime, utcnow
 from .models import Device, DeviceEvent, IngestError, TelemetryBatchRecord
 from .sinks import SqlSink, TelemetrySink
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Device, p.ParsedTopic, Any, dt.datetime], None]
+Samples = list[tuple[float, dict[str, float]]]
+_BATCHES: Table = TelemetryBatchRecord.__table__  # type: ignore[assignment]
+_DEVICES: Table = Device.__table__  # type: ignore[assignment]
+_SAMPLES_ENCODER = msgspec.json.Encoder()
+
+
+def _latest_statement() -> Update:
+    """One UPDATE per device for a whole batch of telemetry, run as an executemany.
+
+    The CASEs compare with the row's current values, so two ingest workers (or a replayed
+    old batch) never move a device's sequence number or latest sample backwards.
+    """
+    d = _DEVICES.c
+    newer = or_(d.last_telemetry_at.is_(None), d.last_telemetry_at <= bindparam("b_at"))
+    return (
+        _DEVICES.update()
+        .where(d.id == bindparam("b_id"))
+        .values(
+            last_seen=bindparam("b_now", type_=UTCDateTime()),
+            telemetry_seq=case(
+                (d.telemetry_seq < bindparam("b_seq"), bindparam("b_seq")),
+                else_=d.telemetry_seq,
+            ),
+            last_telemetry=case(
+                (newer, type_coerce(bindparam("b_lt"), JSON())), else_=d.last_telemetry
+            ),
+            last_telemetry_at=case(
+                (newer, bindparam("b_at", type_=UTCDateTime())), else_=d.last_telemetry_at
+            ),
+        )
+    )
+
+
+_LATEST = _latest_statement()
 
 
 def _ts(epoch: float) -> dt.datetime:
@@ -66,11 +120,27 @@ class Ingest:
         self._handlers.setdefault(kind, []).append(handler)
 
     def handle_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Store a batch of messages in one transaction (each isolated by a savepoint)."""
+        """Store a batch of messages in one transaction (each isolated from the others)."""
+        # Decode before the transaction: on SQLite it holds the one write lock, which another
+        # ingest worker may be waiting for meanwhile.
+        decoded = [_decode(topic, payload) for topic, payload in messages]
         now = utcnow()
         with self._factory() as session:
-            for topic, payload in messages:
-                self._handle_one(session, topic, payload, now)
+            _begin_write(session)
+            telemetry: list[tuple[str, p.ParsedTopic, p.TelemetryBatch]] = []
+            for topic, parsed, message, error in decoded:
+                if error is not None:
+                    # A topic that does not parse names no valid device: kept unattributed.
+                    device_id = parsed.device_id if parsed is not None else None
+                    self._reject(session, device_id, topic, error.field, error.reason, now)
+                elif parsed is None:
+                    continue  # a topic the control plane itself publishes
+                elif isinstance(message, p.TelemetryBatch):
+                    telemetry.append((topic, parsed, message))  # stored in bulk below
+                else:
+                    self._handle_one(session, topic, parsed, message, now)
+            if telemetry:
+                self._telemetry_many(session, telemetry, now)
             session.commit()
         self.sink.flush()
 
@@ -80,23 +150,28 @@ class Ingest:
 
     # -- one message ---------------------------------------------------------------------
 
-    def _handle_one(self, session: Session, topic: str, payload: bytes, now: dt.datetime) -> None:
-        device_id: str | None = None
-        try:
-            parsed = p.parse_topic(topic)
-            device_id = parsed.device_id
-            if parsed.kind in _DEVICE_TO_CP_ONLY_IGNORED:
-                return
-            _, message = p.decode_message(topic, payload)
-        except p.ProtocolError as exc:
-            self._reject(session, device_id, topic, exc.field, exc.reason, now)
-            return
-        if device_id is None:
-            return
-        device = session.get(Device, device_id)
+    def _known(
+        self, session: Session, device: Device | None, topic: str, device_id: str, now: dt.datetime
+    ) -> bool:
         if device is None or device.revoked_at is not None:
             self._reject(session, None, topic, "device_id", f"unknown device {device_id!r}", now)
+            return False
+        return True
+
+    def _handle_one(
+        self,
+        session: Session,
+        topic: str,
+        parsed: p.ParsedTopic,
+        message: Any,
+        now: dt.datetime,
+    ) -> None:
+        device_id = parsed.device_id
+        assert device_id is not None
+        device = session.get(Device, device_id)
+        if not self._known(session, device, topic, device_id, now):
             return
+        assert device is not None
         try:
             with session.begin_nested():
                 self._dispatch(session, device, parsed, message, now)
@@ -110,16 +185,190 @@ class Ingest:
             log.exception("handling %s failed", topic)
             self._reject(session, device_id, topic, "$", f"internal error: {exc}", now)
             return
-        self.stats.accepted += 1
-        self.stats.by_kind[parsed.kind.value] = self.stats.by_kind.get(parsed.kind.value, 0) + 1
+        self._accepted(parsed.kind)
+
+    def _accepted(self, kind: p.TopicKind, n: int = 1) -> None:
+        self.stats.accepted += n
+        self.stats.by_kind[kind.value] = self.stats.by_kind.get(kind.value, 0) + n
+
+    # -- telemetry, in bulk ----------------------------------------------------------------
+
+    def _telemetry_many(
+        self,
+        session: Session,
+        items: list[tuple[str, p.ParsedTopic, p.TelemetryBatch]],
+        now: dt.datetime,
+    ) -> None:
+        ids = {parsed.device_id for _, parsed, _ in items if parsed.device_id}
+        # Only the ids: loading whole rows (their JSON twins) would cost more than the insert.
+        active = set(
+            session.execute(
+                select(Device.id).where(Device.id.in_(ids), Device.revoked_at.is_(None))
+            ).scalars()
+        )
+        fresh: list[tuple[str, p.ParsedTopic, p.TelemetryBatch]] = []
+        seen: set[tuple[str, int]] = set()
+        for topic, parsed, msg in items:
+            device_id = parsed.device_id
+            assert device_id is not None
+            if device_id not in active:
+                self._reject(
+                    session, None, topic, "device_id", f"unknown device {device_id!r}", now
+                )
+                continue
+            if (device_id, msg.seq) in seen:  # a QoS 1 duplicate inside this batch
+                self.stats.duplicates += 1
+                continue
+            seen.add((device_id, msg.seq))
+            fresh.append((topic, parsed, msg))
+        if not fresh:
+            return
+        stored = self._insert_batches(session, fresh, now)
+        handlers = self._handlers.get(p.TopicKind.TELEMETRY)
+        written: list[tuple[str, Samples]] = []
+        latest: dict[str, tuple[int, p.Sample]] = {}
+        for topic, parsed, msg in fresh:
+            device_id = parsed.device_id
+            assert device_id is not None
+            if (device_id, msg.seq) not in stored:
+                self.stats.duplicates += 1  # stored before (redelivery, or another worker)
+                continue
+            written.append((device_id, [(s.ts, s.metrics) for s in msg.samples]))
+            if handlers:
+                # Handlers get the device row, up to date with this batch.
+                device = session.get(Device, device_id)
+                assert device is not None
+                self._latest(device, msg, now)
+                if not self._run_handlers(session, device, topic, parsed, msg, now):
+                    continue
+            else:
+                newest = max(msg.samples, key=lambda s: s.ts)
+                seq, sample = latest.get(device_id, (msg.seq, newest))
+                latest[device_id] = (
+                    max(seq, msg.seq),
+                    newest if newest.ts >= sample.ts else sample,
+                )
+            self._accepted(p.TopicKind.TELEMETRY)
+        if latest:
+            session.execute(
+                _LATEST,
+                [
+                    {
+                        "b_id": device_id,
+                        "b_now": now,
+                        "b_seq": seq,
+                        "b_at": _ts(sample.ts),
+                        "b_lt": {
+                            "ts": sample.ts,
+                            "metrics": dict(sample.metrics),
+                            "errors": dict(sample.errors),
+                        },
+                    }
+                    for device_id, (seq, sample) in latest.items()
+                ],
+            )
+        write_many = getattr(self.sink, "write_many", None)
+        if write_many is not None:
+            write_many(session, written)
+        else:
+            for device_id, samples in written:
+                self.sink.write(session, device_id, samples)
+
+    def _insert_batches(
+        self,
+        session: Session,
+        fresh: list[tuple[str, p.ParsedTopic, p.TelemetryBatch]],
+        now: dt.datetime,
+    ) -> set[tuple[str, int]]:
+        """Insert the batches not stored yet; returns the (device, seq) really inserted."""
+        dialect = session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            # The samples go in as JSON text msgspec wrote (the JSON column type would rebuild
+            # Python objects only for json.dumps to write them out again).
+            rows: list[dict[str, Any]] = [
+                {
+                    "device_id": parsed.device_id,
+                    "seq": msg.seq,
+                    "ts": _ts(msg.ts),
+                    "received_at": now,
+                    "dropped": msg.dropped,
+                    "samples_json": _SAMPLES_ENCODER.encode(msg.samples).decode(),
+                }
+                for _, parsed, msg in fresh
+            ]
+            text = bindparam("samples_json", type_=Text())
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            stmt = (
+                insert(_BATCHES)
+                .values(samples=text if dialect == "sqlite" else cast(text, JSON()))
+                .on_conflict_do_nothing(index_elements=["device_id", "seq"])
+                .returning(_BATCHES.c.device_id, _BATCHES.c.seq)
+            )
+            return {(d, s) for d, s in session.execute(stmt, rows)}
+        rows = [
+            {
+                "device_id": parsed.device_id,
+                "seq": msg.seq,
+                "ts": _ts(msg.ts),
+                "received_at": now,
+                "dropped": msg.dropped,
+                "samples": msgspec.to_builtins(msg.samples),
+            }
+            for _, parsed, msg in fresh
+        ]
+        # Other databases: look first, insert the rest (a racing worker makes this batch fail
+        # and be logged, which the two supported databases never do).
+        keys = {(r["device_id"], r["seq"]) for r in rows}
+        existing = set(
+            session.execute(
+                select(TelemetryBatchRecord.device_id, TelemetryBatchRecord.seq).where(
+                    TelemetryBatchRecord.device_id.in_({k[0] for k in keys}),
+                    TelemetryBatchRecord.seq.in_({k[1] for k in keys}),
+                )
+            ).all()
+        )
+        new_rows = [r for r in rows if (r["device_id"], r["seq"]) not in existing]
+        if new_rows:
+            session.execute(_BATCHES.insert(), new_rows)
+        return {(r["device_id"], r["seq"]) for r in new_rows}
+
+    def _latest(self, device: Device, msg: p.TelemetryBatch, now: dt.datetime) -> None:
+        """Keep the device's newest sample and sequence number."""
+        latest = max(msg.samples, key=lambda s: s.ts)
+        if device.last_telemetry_at is None or _ts(latest.ts) >= device.last_telemetry_at:
+            device.last_telemetry = {
+                "ts": latest.ts,
+                "metrics": dict(latest.metrics),
+                "errors": dict(latest.errors),
+            }
+            device.last_telemetry_at = _ts(latest.ts)
+        device.telemetry_seq = max(device.telemetry_seq, msg.seq)
+        device.last_seen = now
+
+    def _run_handlers(
+        self,
+        session: Session,
+        device: Device,
+        topic: str,
+        parsed: p.ParsedTopic,
+        msg: p.TelemetryBatch,
+        now: dt.datetime,
+    ) -> bool:
+        try:
+            with session.begin_nested():
+                for handler in self._handlers.get(parsed.kind, ()):
+                    handler(session, device, parsed, msg, now)
+        except Exception as exc:  # the batch is stored; only the handler's work is undone
+            log.exception("handling %s failed", topic)
+            self._reject(session, device.id, topic, "$", f"internal error: {exc}", now)
+            return False
+        return True
 
     def _dispatch(
         self, session: Session, device: Device, parsed: p.ParsedTopic, msg: Any, now: dt.datetime
     ) -> None:
         if isinstance(msg, p.Status):
             self._status(device, msg, now)
-        elif isinstance(msg, p.TelemetryBatch):
-            self._telemetry(session, device, msg, now)
         elif isinstance(msg, p.Event):
             self._event(session, device, msg, now)
         elif isinstance(msg, p.TwinReported):
@@ -145,41 +394,6 @@ class Ingest:
             device.last_seen = now
             device.agent_version = msg.agent_version
             device.boot_reason = msg.boot_reason
-
-    def _telemetry(
-        self, session: Session, device: Device, msg: p.TelemetryBatch, now: dt.datetime
-    ) -> None:
-        exists = session.execute(
-            select(TelemetryBatchRecord.id).where(
-                TelemetryBatchRecord.device_id == device.id, TelemetryBatchRecord.seq == msg.seq
-            )
-        ).first()
-        if exists is not None:
-            self.stats.duplicates += 1
-            return
-        samples = [msgspec.to_builtins(s) for s in msg.samples]
-        session.add(
-            TelemetryBatchRecord(
-                device_id=device.id,
-                seq=msg.seq,
-                ts=_ts(msg.ts),
-                received_at=now,
-                dropped=msg.dropped,
-                samples=samples,
-            )
-        )
-        session.flush()
-        self.sink.write(session, device.id, [(s.ts, s.metrics) for s in msg.samples])
-        latest = max(msg.samples, key=lambda s: s.ts)
-        if device.last_telemetry_at is None or _ts(latest.ts) >= device.last_telemetry_at:
-            device.last_telemetry = {
-                "ts": latest.ts,
-                "metrics": dict(latest.metrics),
-                "errors": dict(latest.errors),
-            }
-            device.last_telemetry_at = _ts(latest.ts)
-        device.telemetry_seq = max(device.telemetry_seq, msg.seq)
-        device.last_seen = now
 
     def _event(self, session: Session, device: Device, msg: p.Event, now: dt.datetime) -> None:
         exists = session.execute(
@@ -251,6 +465,33 @@ class Ingest:
                 IngestError.device_id == device_id, IngestError.id.not_in(keep)
             )
         )
+
+
+Decoded = tuple[str, p.ParsedTopic | None, Any, p.ProtocolError | None]
+
+
+def _decode(topic: str, payload: bytes) -> Decoded:
+    """(topic, parsed, message, None), or (topic, parsed?, None, error); parsed None = ignore."""
+    parsed: p.ParsedTopic | None = None
+    try:
+        parsed = p.parse_topic(topic)
+        if parsed.kind in _DEVICE_TO_CP_ONLY_IGNORED or parsed.device_id is None:
+            return topic, None, None, None
+        _, message = p.decode_message(topic, payload)
+    except p.ProtocolError as exc:
+        return topic, parsed, None, exc
+    return topic, parsed, message, None
+
+
+def _begin_write(session: Session) -> None:
+    """On SQLite, take the write lock first (BEGIN IMMEDIATE), waiting for other writers.
+
+    SQLite's default deferred transaction reads first and upgrades to a writer later; when
+    another ingest worker committed in between, the upgrade fails at once with "database is
+    locked" (the busy timeout does not apply to it) and the whole batch would be lost.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # Topics the control plane itself publishes; seeing them in a subscription is not an error.

@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
+import paho.mqtt.client as paho_mqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from edge import protocol as p
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 
 _AUTH_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 and 5 "bad credentials" / "not authorised"
 BatchHandler = Callable[[Sequence[tuple[str, bytes]]], None]
+Listener = Callable[[str, bytes], None]
+
+
+def _plain_filter(flt: str) -> str:
+    """``$share/group/a/+/b`` -> ``a/+/b``: what a shared subscription's messages match."""
+    if flt.startswith("$share/"):
+        return flt.split("/", 2)[2]
+    return flt
 
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
@@ -63,10 +72,42 @@ class MqttService:
         self.auth_failed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._on_connect: list[Callable[[], Awaitable[None]]] = []
+        self._listeners: list[tuple[str, Listener]] = []
 
     def on_connect(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` after every (re)connect, once subscriptions are in place."""
         self._on_connect.append(callback)
+
+    def add_listener(self, topic_filter: str, callback: Listener) -> None:
+        """Subscribe to ``topic_filter`` (made on every connect) and call ``callback(topic,
+        payload)`` on the event loop for each message matching it, outside the ingest queue.
+
+        For live traffic every replica must see (call signalling): use a plain, non-shared
+        filter. The callback must be quick and must not raise; hand work to a task.
+        """
+        self._listeners.append((topic_filter, callback))
+        client = self._client
+        if client is not None and self.connected.is_set():
+
+            async def _subscribe_now() -> None:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await client.subscribe(topic_filter, qos=1)
+
+            self._tasks.append(asyncio.get_running_loop().create_task(_subscribe_now()))
+
+    def _dispatch_listeners(self, topic: str, payload: bytes) -> bool:
+        """Call the listeners matching ``topic``; True when ingest subscribed to it as well."""
+        for flt, callback in self._listeners:
+            if paho_mqtt.topic_matches_sub(flt, topic):
+                try:
+                    callback(topic, payload)
+                except Exception:
+                    log.exception("mqtt listener for %s failed", flt)
+        if not self._listeners:
+            return True
+        return any(
+            paho_mqtt.topic_matches_sub(_plain_filter(flt), topic) for flt in self._subscriptions
+        )
 
     async def start(self) -> None:
         """Start the connection loop and the workers in the background."""
@@ -121,6 +162,8 @@ class MqttService:
                     self._client = client
                     for flt in self._subscriptions:
                         await client.subscribe(flt, qos=1)
+                    for flt, _callback in self._listeners:
+                        await client.subscribe(flt, qos=1)
                     birth = p.CpStatus(ts=p.now(), online=True, instance=s.mqtt_instance)
                     await client.publish(
                         p.topic(p.TopicKind.CP_STATUS), p.encode(birth), qos=1, retain=True
@@ -133,7 +176,8 @@ class MqttService:
                     async for message in client.messages:
                         payload = message.payload
                         data = payload if isinstance(payload, bytes) else str(payload).encode()
-                        await self._queue.put((message.topic.value, data))
+                        if self._dispatch_listeners(message.topic.value, data):
+                            await self._queue.put((message.topic.value, data))
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self._client = None
@@ -141,7 +185,7 @@ class MqttService:
                     self.auth_failed = True
                     log.error("the broker refused the control plane's credentials: %s", exc)
                     return
-                delay = backoff_delay(attempt)
+                delay = backoff_delay(attempt, cap=s.mqtt_backoff_cap_s)
                 attempt += 1
                 if attempt == 1:
                     log.warning("mqtt connection lost (%s); reconnecting", exc)

@@ -26,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     async def _main() -> int:
-        daemon = EdgeDaemon(config)
+        daemon = EdgeDaemon(config, config_path=Path(args.config))
         loop = asyncio.get_running_loop()
         main_task = asyncio.current_task()
         signals = 0
@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     diag = sub.add_parser("diagnose", help="hardware report (readable summary, or --json)")
     diagnostics.add_arguments(diag)
     diag.set_defaults(func=diagnostics.run)
+    from . import commission
+
+    wake_test = sub.add_parser(
+        "commission-wake", help="arm the RTC alarm a few minutes ahead and power off (wake test)"
+    )
+    commission.add_arguments(wake_test)
+    wake_test.set_defaults(func=commission.run)
     return parser
 
 

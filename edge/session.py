@@ -79,6 +79,8 @@ class MqttSession:
         self.auth_failed = False
         self.last_error = ""
         self.connects = 0
+        # Set by close(): our own goodbye must not be "repaired" by _guard_status.
+        self._closing = False
         self._subscriptions = [
             p.topic(kind, self._device)
             for kind in (
@@ -120,6 +122,7 @@ class MqttSession:
 
     async def close(self) -> None:
         """Say goodbye (retained offline status) if connected; the loop then ends."""
+        self._closing = True
         if self.connected.is_set() and self._client is not None:
             try:
                 await self.publish(
@@ -227,6 +230,8 @@ class MqttSession:
         # The broker may publish the Last Will of our previous connection *after* our new birth
         # (client-id takeover after a crash): the retained state would then say "offline".
         # Seeing that, publish the birth again so the retained status is ours.
+        if self._closing:
+            return  # that "offline" is our own goodbye
         try:
             seen = p.decode(payload, p.Status)
         except p.ProtocolError:

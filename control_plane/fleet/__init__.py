@@ -11,13 +11,19 @@ def install(ctx: FeatureContext) -> None:
 
     ctx.api.include_router(api.router)
     ctx.api.include_router(api.alerts_router)
+    ctx.api.include_router(api.devices_router)
     ctx.periodic.add(
         "alert-rules", ctx.settings.alert_check_interval_s, rules.periodic_task(ctx.settings)
     )
     dispatcher = notify.dispatcher_from_settings(ctx.settings)
+    ctx.app.state.alert_dispatcher = dispatcher
     if dispatcher is not None:
         ctx.startup.append(dispatcher.astart)
         ctx.shutdown.append(dispatcher.astop)
     if ctx.settings.telemetry_sink == "influx":
-        ctx.ingest.sink = sinks.InfluxSink.from_settings(ctx.settings)
-        ctx.shutdown.append(ctx.ingest.sink.aclose)
+        influx = sinks.InfluxSink.from_settings(ctx.settings)
+        ctx.ingest.sink = influx
+        ctx.shutdown.append(influx.aclose)
+    else:
+        # The batch rows are the series: no second copy, one row per metric (see EmbeddedSink).
+        ctx.ingest.sink = sinks.EmbeddedSink()

@@ -97,9 +97,12 @@ def enroll(session: Session, settings: Settings, *, secret: str) -> Enrolled:
             raise EnrollmentRefused(410, "token: already used; ask for a new one")
         raise EnrollmentRefused(410, "token: expired; ask for a new one")
     assert token is not None
-    device, password = create_device(
-        session, settings, device_id=token.device_id, name=token.name, group=token.group
-    )
+    try:
+        device, password = create_device(
+            session, settings, device_id=token.device_id, name=token.name, group=token.group
+        )
+    except ValueError as exc:  # registered by hand since the token was made
+        raise EnrollmentRefused(409, f"token: {exc}") from exc
     ca = settings.device_mqtt_tls_ca
     return Enrolled(
         device_id=device.id,

@@ -6,6 +6,7 @@ mail server never holds a database transaction. A failing channel never stops th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -20,12 +21,17 @@ from typing import Any, Protocol
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.orm import Session, object_session
 
 from .. import alerts
 from ..config import Settings
 from ..models import Alert
 
 log = logging.getLogger(__name__)
+
+# Where a session keeps the alerts opened in its current transaction.
+_PENDING = "difronte.fleet.pending_notifications"
 
 _SEVERITY_IT = {
     "info": "informazione",
@@ -51,6 +57,8 @@ def snapshot(alert: Alert) -> dict[str, Any]:
 
 
 class Channel(Protocol):
+    """A way of telling people about a new alert; ``send`` raises when delivery failed."""
+
     name: str
 
     def send(self, alert: dict[str, Any]) -> None: ...
@@ -143,6 +151,7 @@ class WebhookChannel:
         self._client.post(self.url, content=body, headers=headers).raise_for_status()
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._client.close()
 
 
@@ -158,13 +167,37 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self.sent: list[tuple[str, str]] = []  # (channel, alert key), for operators and tests
         self.failed: list[tuple[str, str, str]] = []
+        # Per dispatcher: two apps in one process each get their own notifications.
+        self._pending_key = f"{_PENDING}:{id(self)}"
 
     def submit(self, alert: Alert) -> None:
-        """Alert notifier hook: queue a snapshot (never blocks the transaction)."""
+        """Alert notifier hook: snapshot now, queue when the transaction commits."""
+        snap = snapshot(alert)
+        session = object_session(alert)
+        if session is None:
+            self._enqueue(snap)
+            return
+        # Nobody should be told about an alert that a rollback then takes back.
+        key = self._pending_key
+        if key not in session.info:
+            session.info[key] = []
+            event.listen(session, "after_commit", self._after_commit)
+            event.listen(session, "after_rollback", self._after_rollback)
+        session.info[key].append(snap)
+
+    def _after_commit(self, session: Session) -> None:
+        pending, session.info[self._pending_key] = session.info.get(self._pending_key, []), []
+        for snap in pending:
+            self._enqueue(snap)
+
+    def _after_rollback(self, session: Session) -> None:
+        session.info[self._pending_key] = []
+
+    def _enqueue(self, snap: dict[str, Any]) -> None:
         try:
-            self._queue.put_nowait(snapshot(alert))
+            self._queue.put_nowait(snap)
         except queue.Full:
-            log.error("notification queue full; alert %s not notified", alert.key)
+            log.error("notification queue full; alert %s not notified", snap["key"])
 
     def start(self) -> None:
         """Start the worker and subscribe to new alerts."""
@@ -181,10 +214,12 @@ class Dispatcher:
             self._thread = None
 
     async def astart(self, _app: FastAPI) -> None:
+        """App startup hook."""
         self.start()
 
     async def astop(self, _app: FastAPI) -> None:
-        self.stop()
+        """App shutdown hook: the worker may still be delivering, so wait in a thread."""
+        await asyncio.to_thread(self.stop)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:

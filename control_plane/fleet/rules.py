@@ -23,15 +23,28 @@ from ..models import Alert, AlertStatus, Device, TelemetryBatchRecord
 RULE_KINDS = ("offline", "smart", "disk_full", "rtc_drift", "outbox_dropping")
 
 
+# A batch reporting dropped samples keeps its alert open this long after it arrived.
+DROPPED_WINDOW = dt.timedelta(hours=24)
+
+
 @dataclass(frozen=True)
 class Policy:
+    """The thresholds of the rules."""
+
     offline_after_s: float = 900.0
     disk_full_pct: float = 90.0
     rtc_drift_max_s: float = 120.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        """The policy the control plane is configured with."""
+        return cls(settings.offline_after_s, settings.disk_full_pct, settings.rtc_drift_max_s)
+
 
 @dataclass(frozen=True)
 class DeviceFacts:
+    """What is known about one device when the rules run."""
+
     device_id: str
     online: bool
     last_seen: dt.datetime | None
@@ -43,6 +56,8 @@ class DeviceFacts:
 
 @dataclass(frozen=True)
 class Wanted:
+    """An alert that should be open."""
+
     key: str
     kind: str
     severity: str
@@ -63,7 +78,7 @@ def evaluate(facts: DeviceFacts, policy: Policy, now: dt.datetime) -> list[Wante
                     f"offline:{d}",
                     "offline",
                     "warning",
-                    f"{d} offline da {int(gone // 60)} minuti",
+                    f"{d} spento o scollegato da più di {int(policy.offline_after_s // 60)} minuti",
                     {"since": since.isoformat()},
                 )
             )
@@ -118,10 +133,12 @@ def evaluate(facts: DeviceFacts, policy: Policy, now: dt.datetime) -> list[Wante
     return out
 
 
-def apply(session: Session, facts: DeviceFacts, wanted: list[Wanted]) -> None:
+def apply(session: Session, facts: DeviceFacts, wanted: list[Wanted], open_keys: set[str]) -> None:
     """Open what is wanted and not open; resolve this device's rule alerts no longer wanted."""
     keys = {w.key for w in wanted}
     for w in wanted:
+        if w.key in open_keys:
+            continue
         alerts.raise_alert(
             session,
             key=w.key,
@@ -131,47 +148,60 @@ def apply(session: Session, facts: DeviceFacts, wanted: list[Wanted]) -> None:
             device_id=facts.device_id,
             data=w.data,
         )
-    open_rows = session.execute(
-        select(Alert.key).where(
-            Alert.device_id == facts.device_id,
-            Alert.kind.in_(RULE_KINDS),
-            Alert.status != AlertStatus.RESOLVED.value,
-        )
-    ).scalars()
-    for key in set(open_rows) - keys:
+    for key in sorted(open_keys - keys):
         alerts.resolve(session, key)
 
 
-def facts_for(session: Session, device: Device, now: dt.datetime) -> DeviceFacts:
-    """Gather what the rules need about one device."""
-    dropped = session.execute(
-        select(func.coalesce(func.sum(TelemetryBatchRecord.dropped), 0)).where(
-            TelemetryBatchRecord.device_id == device.id,
-            TelemetryBatchRecord.received_at >= now - dt.timedelta(hours=24),
-        )
-    ).scalar_one()
-    metrics = (device.last_telemetry or {}).get("metrics", {})
+def facts_for(device: Device, dropped_recently: int = 0) -> DeviceFacts:
+    """What the rules need about one device."""
+    metrics = (device.last_telemetry or {}).get("metrics") or {}
     return DeviceFacts(
         device_id=device.id,
         online=device.online,
         last_seen=device.last_seen,
         created_at=device.created_at,
         scheduled=bool((device.desired or {}).get("schedule")),
-        metrics=metrics,
-        dropped_recently=int(dropped),
+        metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+        dropped_recently=dropped_recently,
     )
 
 
 def check_all(session: Session, policy: Policy, now: dt.datetime) -> None:
-    """Evaluate and apply the rules for every active device."""
-    for device in session.execute(select(Device).where(Device.revoked_at.is_(None))).scalars():
-        facts = facts_for(session, device, now)
-        apply(session, facts, evaluate(facts, policy, now))
+    """Evaluate and apply the rules for every active device (a few queries, not per device)."""
+    dropped = {
+        device_id: int(total)
+        for device_id, total in session.execute(
+            select(TelemetryBatchRecord.device_id, func.sum(TelemetryBatchRecord.dropped))
+            .where(
+                TelemetryBatchRecord.received_at >= now - DROPPED_WINDOW,
+                TelemetryBatchRecord.dropped > 0,
+            )
+            .group_by(TelemetryBatchRecord.device_id)
+        )
+    }
+    open_keys: dict[str, set[str]] = {}
+    for device_id, key in session.execute(
+        select(Alert.device_id, Alert.key).where(
+            Alert.device_id.is_not(None),
+            Alert.kind.in_(RULE_KINDS),
+            Alert.status != AlertStatus.RESOLVED.value,
+        )
+    ):
+        if device_id is not None:
+            open_keys.setdefault(device_id, set()).add(key)
+    devices = session.execute(select(Device).where(Device.revoked_at.is_(None))).scalars()
+    for device in devices:
+        facts = facts_for(device, dropped.get(device.id, 0))
+        apply(session, facts, evaluate(facts, policy, now), open_keys.pop(device.id, set()))
+    # What is left belongs to revoked (or deleted) devices: nobody can fix those any more.
+    for keys in open_keys.values():
+        for key in sorted(keys):
+            alerts.resolve(session, key)
 
 
 def periodic_task(settings: Settings) -> Callable[[sessionmaker[Session], dt.datetime], None]:
     """The task registered with the periodic runner."""
-    policy = Policy(settings.offline_after_s, settings.disk_full_pct, settings.rtc_drift_max_s)
+    policy = Policy.from_settings(settings)
 
     def _run(factory: sessionmaker[Session], now: dt.datetime) -> None:
         with factory() as session, session.begin():

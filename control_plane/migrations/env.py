@@ -10,6 +10,12 @@ from control_plane.db import make_engine
 target_metadata = schema.metadata()
 
 
+def include_object(obj: object, name: str | None, type_: str, reflected: bool,
+                   compare_to: object) -> bool:
+    """Leave raw-SQL objects (full-text indexes) out of autogenerate's comparison."""
+    return not (reflected and compare_to is None and schema.is_unmanaged(name))
+
+
 def run_migrations_offline() -> None:
     """Emit SQL without a connection."""
     context.configure(
@@ -31,6 +37,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

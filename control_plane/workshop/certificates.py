@@ -66,6 +66,11 @@ _VERIFICATION_NAMES = {
 }
 
 
+def method_names(method: ErasureMethod | str) -> tuple[str, str]:
+    """An erasure method's name in Italian and English, for forms and lists."""
+    return _METHOD_NAMES[ErasureMethod(method)]
+
+
 def _aware(value: datetime, name: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name}: must carry a time zone")

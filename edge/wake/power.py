@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-PowerAction = Literal["poweroff", "suspend"]
+PowerAction = Literal["poweroff", "suspend", "reboot"]
 
 
 class PowerError(Exception):
@@ -46,6 +46,10 @@ class SystemdPower:
     async def suspend(self) -> None:
         """Ask systemd to suspend."""
         await self._run("suspend")
+
+    async def reboot(self) -> None:
+        """Ask systemd to reboot (the ``reboot`` job)."""
+        await self._run("reboot")
 
     async def _run(self, verb: str) -> None:
         cmd = [self._systemctl, verb]
@@ -83,6 +87,10 @@ class RecordingPower:
     async def suspend(self) -> None:
         """Record a suspend."""
         self._record("suspend")
+
+    async def reboot(self) -> None:
+        """Record a reboot."""
+        self._record("reboot")
 
     def actions(self) -> list[dict[str, Any]]:
         """Everything recorded so far, oldest first."""

@@ -1,0 +1,284 @@
+"""Full-text search over services and workers: one interface, two database backends.
+
+``market_search_docs`` holds the normalised text of every searchable thing (see ``text``).
+SQLite matches it through the FTS5 table ``market_search_fts`` (external content, kept in
+step by :func:`put_doc` / :func:`drop_doc`); PostgreSQL through a GIN index on
+``to_tsvector('simple', body)``. Both only see plain folded tokens and do prefix matching,
+so they find the same things; only the relevance score (bm25 / ts_rank) differs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.orm import Session
+
+from .models import Category, SearchDoc, WorkerArea, WorkerProfile, WorkerSkill
+from .text import QueryTerm, area_key, query_terms
+
+WORKER = "worker"
+SERVICE = "service"
+
+Sort = Literal["relevance", "rating"]
+
+# The Bayesian average (see ranking.bayesian_rating) in SQL, for sorting by rating.
+_RATING = (WorkerProfile.rating_sum + 10.5) / (WorkerProfile.rating_count + 3.0)
+
+
+class SearchBackend(ABC):
+    """How one database matches the normalised text."""
+
+    name: str
+
+    @abstractmethod
+    def inserted(self, session: Session, doc_id: int, body: str) -> None:
+        """A document row was added."""
+
+    @abstractmethod
+    def updated(self, session: Session, doc_id: int, old: str, new: str) -> None:
+        """A document's body changed from ``old`` to ``new``."""
+
+    @abstractmethod
+    def deleted(self, session: Session, doc_id: int, old: str) -> None:
+        """A document row is being removed."""
+
+    @abstractmethod
+    def rebuild(self, session: Session) -> None:
+        """Rebuild the full-text index from the document rows (after bulk loads)."""
+
+    @abstractmethod
+    def match(
+        self, stmt: Select[Any], terms: Sequence[QueryTerm]
+    ) -> tuple[Select[Any], ColumnElement[Any]]:
+        """``stmt`` (which joins ``SearchDoc``) restricted to matches, and a relevance score
+        where higher is better."""
+
+
+class SqliteFts(SearchBackend):
+    """SQLite FTS5 over the document rows (external content: the text is stored once)."""
+
+    name = "sqlite"
+    _fts = table("market_search_fts", column("rowid"), column("body"))
+
+    def inserted(self, session: Session, doc_id: int, body: str) -> None:
+        """Add the row to the FTS index."""
+        session.execute(
+            text("INSERT INTO market_search_fts(rowid, body) VALUES (:id, :body)"),
+            {"id": doc_id, "body": body},
+        )
+
+    def updated(self, session: Session, doc_id: int, old: str, new: str) -> None:
+        """Replace the row's entry in the FTS index."""
+        self.deleted(session, doc_id, old)
+        self.inserted(session, doc_id, new)
+
+    def deleted(self, session: Session, doc_id: int, old: str) -> None:
+        """Remove the row from the FTS index; FTS5 needs the old text to find its tokens."""
+        session.execute(
+            text(
+                "INSERT INTO market_search_fts(market_search_fts, rowid, body) "
+                "VALUES ('delete', :id, :body)"
+            ),
+            {"id": doc_id, "body": old},
+        )
+
+    def rebuild(self, session: Session) -> None:
+        """Rebuild the FTS index from ``market_search_docs``."""
+        session.execute(text("INSERT INTO market_search_fts(market_search_fts) VALUES ('rebuild')"))
+
+    @staticmethod
+    def expression(terms: Sequence[QueryTerm]) -> str:
+        """The FTS5 query: every term, each as a prefix of any of its variants."""
+        # Variants are letters and digits only (see text.tokens), so quoting is enough.
+        return " AND ".join(
+            "(" + " OR ".join(f'"{v}"*' for v in term.variants) + ")" for term in terms
+        )
+
+    def match(
+        self, stmt: Select[Any], terms: Sequence[QueryTerm]
+    ) -> tuple[Select[Any], ColumnElement[Any]]:
+        """Join the FTS table and match; bm25 is lower for better matches, so negate it."""
+        fts = self._fts
+        stmt = stmt.join(fts, fts.c.rowid == SearchDoc.id).where(
+            text("market_search_fts MATCH :fts_query").bindparams(fts_query=self.expression(terms))
+        )
+        rank = -func.bm25(literal_column("market_search_fts"))
+        return stmt, rank
+
+
+class PostgresFts(SearchBackend):
+    """PostgreSQL full-text search with the 'simple' configuration (no stemming of its own:
+    the text is already stemmed by ``text``)."""
+
+    name = "postgresql"
+    # Spelled exactly as in the migration's index, so the planner uses the GIN index.
+    _config: ColumnElement[Any] = literal_column("'simple'::regconfig")
+
+    def inserted(self, session: Session, doc_id: int, body: str) -> None:
+        """Nothing to do: the expression index follows the row."""
+
+    def updated(self, session: Session, doc_id: int, old: str, new: str) -> None:
+        """Nothing to do: the expression index follows the row."""
+
+    def deleted(self, session: Session, doc_id: int, old: str) -> None:
+        """Nothing to do: the expression index follows the row."""
+
+    def rebuild(self, session: Session) -> None:
+        """Refresh the planner's statistics after a bulk load."""
+        session.execute(text("ANALYZE market_search_docs"))
+
+    @staticmethod
+    def expression(terms: Sequence[QueryTerm]) -> str:
+        """The tsquery: every term, each as a prefix (``:*``) of any of its variants."""
+        return " & ".join("(" + " | ".join(f"{v}:*" for v in term.variants) + ")" for term in terms)
+
+    def match(
+        self, stmt: Select[Any], terms: Sequence[QueryTerm]
+    ) -> tuple[Select[Any], ColumnElement[Any]]:
+        """Match the GIN-indexed tsvector against the tsquery; ts_rank is the relevance."""
+        vector = func.to_tsvector(self._config, SearchDoc.body)
+        query = func.to_tsquery(self._config, bindparam("ts_query", self.expression(terms)))
+        return stmt.where(vector.op("@@")(query)), func.ts_rank(vector, query)
+
+
+_BACKENDS: dict[str, SearchBackend] = {"sqlite": SqliteFts(), "postgresql": PostgresFts()}
+
+
+def backend_for(session: Session) -> SearchBackend:
+    """The backend of the database ``session`` talks to."""
+    name = session.get_bind().dialect.name
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise RuntimeError(f"marketplace search: no backend for the {name!r} database") from None
+
+
+# --- keeping the documents ----------------------------------------------------------------
+
+
+def put_doc(session: Session, kind: str, ref_id: int, body: str) -> None:
+    """Create or update the searchable text of one thing, in the caller's transaction."""
+    backend = backend_for(session)
+    doc = session.scalar(
+        select(SearchDoc).where(SearchDoc.kind == kind, SearchDoc.ref_id == ref_id)
+    )
+    if doc is None:
+        doc = SearchDoc(kind=kind, ref_id=ref_id, body=body)
+        session.add(doc)
+        session.flush()
+        backend.inserted(session, doc.id, body)
+    elif doc.body != body:
+        old, doc.body = doc.body, body
+        session.flush()
+        backend.updated(session, doc.id, old, body)
+
+
+def drop_doc(session: Session, kind: str, ref_id: int) -> None:
+    """Remove one thing from the search."""
+    doc = session.scalar(
+        select(SearchDoc).where(SearchDoc.kind == kind, SearchDoc.ref_id == ref_id)
+    )
+    if doc is not None:
+        backend_for(session).deleted(session, doc.id, doc.body)
+        session.delete(doc)
+        session.flush()
+
+
+# --- queries ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerQuery:
+    """A client's search: free text and filters."""
+
+    text: str = ""
+    category_ids: tuple[int, ...] = ()  # services (or categories expanded to their services)
+    kinds: tuple[str, ...] = ()
+    area: str = ""
+    sort: Sort = "relevance"
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerHit:
+    worker_id: int
+    score: float
+
+
+@dataclass
+class WorkerResults:
+    hits: list[WorkerHit]
+    total: int
+    terms: list[QueryTerm] = field(default_factory=list)
+
+
+def _area_keys(area: str) -> list[str]:
+    # Every run of consecutive words: a worker serving "Milano" or "Lambrate" covers
+    # "Milano Lambrate" (see text.area_served).
+    words = area_key(area).split()[:8]
+    return [" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)]
+
+
+def search_workers(session: Session, query: WorkerQuery) -> WorkerResults:
+    """Active workers matching the text and filters, best first, one page of them."""
+    terms = query_terms(query.text)
+    stmt: Select[Any] = select(WorkerProfile.id).where(WorkerProfile.active.is_(True))
+    rank: ColumnElement[Any] | None = None
+    if terms:
+        stmt = stmt.join(
+            SearchDoc, and_(SearchDoc.kind == WORKER, SearchDoc.ref_id == WorkerProfile.id)
+        )
+        stmt, rank = backend_for(session).match(stmt, terms)
+    if query.kinds:
+        stmt = stmt.where(WorkerProfile.kind.in_(query.kinds))
+    if query.category_ids:
+        stmt = stmt.where(
+            exists().where(
+                WorkerSkill.worker_id == WorkerProfile.id,
+                WorkerSkill.category_id.in_(query.category_ids),
+            )
+        )
+    keys = _area_keys(query.area)
+    if keys:
+        stmt = stmt.where(
+            exists().where(WorkerArea.worker_id == WorkerProfile.id, WorkerArea.key.in_(keys))
+        )
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    score = rank if rank is not None and query.sort == "relevance" else _RATING
+    order = [score.desc(), _RATING.desc(), WorkerProfile.id]
+    rows = session.execute(
+        stmt.add_columns(score).order_by(*order).limit(query.limit).offset(query.offset)
+    ).all()
+    return WorkerResults([WorkerHit(r[0], float(r[1])) for r in rows], total, terms)
+
+
+def search_services(session: Session, text_query: str, *, limit: int = 10) -> list[int]:
+    """Ids of active categories and services whose names or descriptions match, best first."""
+    terms = query_terms(text_query)
+    if not terms:
+        return []
+    stmt: Select[Any] = (
+        select(Category.id)
+        .join(SearchDoc, and_(SearchDoc.kind == SERVICE, SearchDoc.ref_id == Category.id))
+        .where(Category.active.is_(True))
+    )
+    stmt, rank = backend_for(session).match(stmt, terms)
+    rows = session.execute(stmt.order_by(rank.desc(), Category.id).limit(limit)).scalars()
+    return list(rows)
