@@ -7,6 +7,7 @@ log of the power actions it would have taken. Ctrl-C stops every process started
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
 import logging
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy.orm import Session
 
 from edge.config import (
     EdgeConfig,
@@ -176,8 +178,37 @@ class Demo:
                         primary=True,
                     )
                 )
+                self._appointments(session, person, users[Role.COORDINATOR][0])
         engine.dispose()
         return credentials
+
+    @staticmethod
+    def _appointments(session: Session, person: Beneficiary, coordinator: User) -> None:
+        """A call window open now (so the demo PCs stay on) and the usual Mon/Wed/Fri 10:00."""
+        from zoneinfo import ZoneInfo
+
+        from .schedules.appointments import create_appointment
+
+        now = dt.datetime.now(ZoneInfo(person.timezone)).replace(
+            second=0, microsecond=0, tzinfo=None
+        )
+        create_appointment(
+            session,
+            person=person,
+            user=coordinator,
+            start=now - dt.timedelta(minutes=5),
+            duration_min=120,
+            title="Chiamata di prova (demo)",
+        )
+        create_appointment(
+            session,
+            person=person,
+            user=coordinator,
+            start=(now + dt.timedelta(days=1)).replace(hour=10, minute=0),
+            duration_min=30,
+            title="Telefonata del mattino",
+            rrule="FREQ=WEEKLY;BYDAY=MO,WE,FR",
+        )
 
     def start_broker(self) -> None:
         """Mosquitto with the control plane's password file and ACL."""

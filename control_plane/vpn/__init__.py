@@ -55,4 +55,8 @@ def install(ctx: FeatureContext, settings: VpnSettings | None = None) -> VpnRunt
     ctx.startup.append(runtime.start)
     ctx.shutdown.append(runtime.stop)
     ctx.api.include_router(router)
+    # The console page (imported here: the console registers its navigation on import).
+    from . import pages
+
+    ctx.app.include_router(pages.router)
     return runtime

@@ -64,6 +64,7 @@ def issue_enrollment(
     beneficiary: Beneficiary,
     user: User,
 ) -> Enrollment:
+    """A single-use fleet enrollment token for the deployed ``machine``'s PC."""
     assert machine.device_id is not None
     try:
         token, secret = create_token(

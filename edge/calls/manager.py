@@ -152,6 +152,8 @@ class CallManager:
         self.last_stats: dict[str, float] = {}
         self.last_end_reason = ""
         self._warm: Worker | None = None
+        self._warm_ready = False
+        self._warm_reader: asyncio.Task[None] | None = None
         self._warming: asyncio.Lock = asyncio.Lock()
 
     # -- what others read ---------------------------------------------------------------------
@@ -181,6 +183,9 @@ class CallManager:
             "calls": self.calls_taken,
             "last_end_reason": self.last_end_reason,
             "last_stats": self.last_stats,
+            "warm": None
+            if self._warm is None
+            else {"pid": self._warm.pid, "ready": self._warm_ready},
         }
 
     # -- inputs ----------------------------------------------------------------------------
@@ -241,24 +246,41 @@ class CallManager:
             wanted = self.config.enabled and self.config.prewarm and self._window_now()
             warm = self._warm
             if warm is not None and (warm.proc.returncode is not None or not wanted):
-                self._warm = None
+                self._drop_warm()
                 await warm.stop()
                 warm = None
             if wanted and warm is None and self._call is None:
                 worker = await self._spawn(self.config)
                 await worker.send({"op": "load"})
                 self._warm = worker
-                log.info("call process %d warm for this appointment window", worker.pid)
+                self._warm_reader = asyncio.create_task(self._await_loaded(worker))
+                log.info("call process %d warming up for this appointment window", worker.pid)
+
+    async def _await_loaded(self, worker: Worker) -> None:
+        async for event in worker.events():
+            if event.get("ev") == "loaded":
+                self._warm_ready = True
+                self._on_change()
+                return
+
+    def _drop_warm(self) -> Worker | None:
+        warm, self._warm = self._warm, None
+        self._warm_ready = False
+        if self._warm_reader is not None:
+            # Stop watching for "loaded": the call's own reader takes over its output.
+            self._warm_reader.cancel()
+            self._warm_reader = None
+        return warm
 
     async def _take_worker(self) -> Worker:
-        warm, self._warm = self._warm, None
+        warm = self._drop_warm()
         if warm is not None and warm.proc.returncode is None:
             return warm
         return await self._spawn(self.config)
 
     async def close(self) -> None:
         """Hang up any call and wait for the media process (daemon shutdown)."""
-        warm, self._warm = self._warm, None
+        warm = self._drop_warm()
         if warm is not None:
             await warm.stop()
         if self._call is not None:
@@ -354,6 +376,11 @@ class CallManager:
             if ev == "answer":
                 call.answer_sent = True
                 await self._send(call.session, "answer", sdp=event["sdp"])
+                log.info(
+                    "call %s answered %.2fs after the offer",
+                    call.session,
+                    time.monotonic() - call.started,
+                )
             elif ev == "stats":
                 call.stats = {k: float(v) for k, v in (event.get("stats") or {}).items()}
                 self.last_stats = call.stats

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: the call configuration as JSON in argv[1]."""
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(levelname)s call: %(message)s"
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s call: %(message)s"
     )
     config = msgspec.json.decode(args[0].encode(), type=CallConfig) if args else CallConfig()
     return asyncio.run(serve(config))

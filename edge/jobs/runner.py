@@ -98,7 +98,8 @@ class JobRunner:
             current is not None
             and current.execution_id not in listed
             and self._current_task is not None
-            and getattr(self.operations.get(current.operation), "cancellable", False)
+            and (op := self.operations.get(current.operation)) is not None
+            and op.cancellable
         ):
             # The full pending list no longer has it: the control plane canceled it.
             log.info("execution %s canceled by the control plane", current.execution_id)
@@ -156,7 +157,7 @@ class JobRunner:
         self._prepared = True
         for eid, entry in self.journal.unfinished():
             op = self.operations.get(str(entry.get("execution", {}).get("operation", "")))
-            if op is not None and getattr(op, "resume_before_connect", False):
+            if op is not None and op.resume_before_connect:
                 await self._resume(eid, entry, op)
 
     async def run(self) -> None:

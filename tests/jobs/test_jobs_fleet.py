@@ -67,11 +67,12 @@ def test_rollout_to_50_devices_respects_its_rate(
         by_device = {e["device_id"]: e["execution_id"] for e in executions}
         assert {d: fleet.handled.get(d) for d in devices} == {d: [by_device[d]] for d in devices}
         detail = api.execution("rate-50", by_device["pc-rate-07"])
-        assert [(e["status"], e["source"]) for e in detail["events"]] == [
-            ("QUEUED", "control-plane"),
-            ("IN_PROGRESS", "device"),
-            ("SUCCEEDED", "device"),
-        ]
+        steps = [(e["status"], e["source"]) for e in detail["events"]]
+        # Two ingest workers may carry IN_PROGRESS and SUCCEEDED at once: if SUCCEEDED wins,
+        # the older progress report is dropped (by its seq), never the outcome.
+        assert steps[0] == ("QUEUED", "control-plane")
+        assert steps[-1] == ("SUCCEEDED", "device")
+        assert set(steps[1:-1]) <= {("IN_PROGRESS", "device")}
         assert detail["details"] == {"result": "ok"}
 
 

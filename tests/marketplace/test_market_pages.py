@@ -4,6 +4,7 @@ and who may open what. (The whole path in a real browser is in test_market_brows
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,12 @@ def log_in(client: TestClient, email: str) -> None:
 
 
 @pytest.fixture
-def site(tmp_path: Path, db_url: str) -> Iterator[Market]:
-    """The app with the console, on SQLite and PostgreSQL."""
-    if not db_url.startswith("sqlite"):
-        pytest.skip("the pages are the same on both databases; the API tests cover PostgreSQL")
-    with open_market(db_url, tmp_path / "media", console=True) as m:
+def site(tmp_path: Path, _sqlite_template: Path) -> Iterator[Market]:
+    """The app with the console (on SQLite: the pages run the same queries as the API, whose
+    tests cover PostgreSQL too)."""
+    db = tmp_path / "difronte.db"
+    shutil.copyfile(_sqlite_template, db)
+    with open_market(f"sqlite:///{db}", tmp_path / "media", console=True) as m:
         yield m
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import httpx
+
 from edge.diagnostics import upload_report
 from tests.workshop.pdf_helpers import link_uris
 from tests.workshop.workshop_support import (
@@ -15,7 +19,9 @@ def _diagnose(ws: WorkshopApi, tag: str, report: dict[str, object], who: str = "
     # The edge's own uploader, over the test client's transport: what
     # "difronte-edge diagnose --upload URL --token-file F" sends, byte for byte.
     url = f"http://testserver/api/v1/workshop/machines/{tag}/diagnostics"
-    return upload_report(report, url, token=ws.people[who].token, client=ws.client)
+    # TestClient is built on a fork of httpx and speaks httpx.Client's API.
+    client = cast(httpx.Client, ws.client)
+    return upload_report(report, url, token=ws.people[who].token, client=client)
 
 
 def test_a_pallet_comes_in_and_a_machine_without_a_camera_goes_to_recycling(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import time
+from typing import cast
+
+import httpx
 
 from edge import protocol as p
 from edge.diagnostics import upload_report
@@ -22,7 +25,9 @@ def _diagnose(ws: WorkshopApi, tag: str, report: dict[str, object], who: str = "
     # The edge's own uploader, over the test client's transport: what
     # "difronte-edge diagnose --upload URL --token-file F" sends, byte for byte.
     url = f"http://testserver/api/v1/workshop/machines/{tag}/diagnostics"
-    return upload_report(report, url, token=ws.people[who].token, client=ws.client)
+    # TestClient is built on a fork of httpx and speaks httpx.Client's API.
+    client = cast(httpx.Client, ws.client)
+    return upload_report(report, url, token=ws.people[who].token, client=client)
 
 
 def test_a_donated_laptop_goes_from_intake_to_a_home_and_joins_the_fleet(ws: WorkshopApi) -> None:

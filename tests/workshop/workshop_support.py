@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -192,7 +192,7 @@ class WorkshopApi:
         self.people = people
         self.db = db
 
-    def call(self, method: str, path: str, who: str = "lead", **kwargs: Any) -> httpx.Response:
+    def call(self, method: str, path: str, who: str = "lead", **kwargs: Any) -> httpx2.Response:
         """``METHOD /api/v1/workshop{path}`` as ``who``."""
         return self.client.request(
             method, f"/api/v1/workshop{path}", headers=self.people[who].headers, **kwargs
@@ -211,7 +211,7 @@ class WorkshopApi:
         donation: dict[str, Any] = self.ok("POST", "/donations", who, 201, json=body)
         return donation
 
-    def move(self, tag: str, to: str, who: str = "lead", **fields: Any) -> httpx.Response:
+    def move(self, tag: str, to: str, who: str = "lead", **fields: Any) -> httpx2.Response:
         """Ask for a transition."""
         return self.call("POST", f"/machines/{tag}/transitions", who, json={"to": to, **fields})
 
@@ -240,7 +240,7 @@ class WorkshopApi:
         return self.call("POST", f"/machines/{tag}/erasures", who, json=body)
 
 
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+def problem(response: httpx2.Response, status: int) -> dict[str, Any]:
     """The problem+json body of a refused call, checked for its status and shape."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -277,7 +277,7 @@ def log_in(client: TestClient, email: str) -> None:
 
 def post_form(
     client: TestClient, page_path: str, action: str, data: dict[str, Any], **kw: Any
-) -> httpx.Response:
+) -> httpx2.Response:
     """Open ``page_path`` and submit a form to ``action`` with its CSRF token, as a person would."""
     page = client.get(page_path)
     assert page.status_code == 200, page.text
