@@ -22,7 +22,6 @@ from typing import Any
 
 import av
 from aiortc import MediaStreamTrack
-from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
 
 from .config import CallConfig
@@ -52,9 +51,9 @@ class SyntheticVideoTrack(MediaStreamTrack):
         self._period = 1.0 / fps
         self._start: float | None = None
         self._count = 0
-        # A handful of pre-rendered frames, cycled: generating pixels per frame in pure
-        # Python would cost more CPU than encoding them.
-        self._frames = [self._render(i, 16) for i in range(16)]
+        # A few pre-rendered frames, cycled: generating pixels per frame in pure Python would
+        # cost more CPU than encoding them, and more of them would only cost memory.
+        self._frames = [self._render(i, 6) for i in range(6)]
 
     def _render(self, index: int, total: int) -> list[bytes]:
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
@@ -156,6 +155,8 @@ def open_sources(config: CallConfig, width: int, height: int) -> Sources:
     """Open the camera and microphone (or the synthetic ones) for one call."""
     if config.media == "synthetic":
         return Sources(SyntheticAudioTrack(), SyntheticVideoTrack(width, height, config.fps))
+    from aiortc.contrib.media import MediaPlayer
+
     players: list[Any] = []
     try:
         video = MediaPlayer(

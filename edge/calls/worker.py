@@ -193,8 +193,9 @@ class CallWorker:
 def load_media_stack() -> None:
     """Import aiortc, PyAV and the codecs (what makes a cold call process slow to answer)."""
     import aiortc
-    import aiortc.codecs.vpx
-    import aiortc.contrib.media  # noqa: F401
+    import aiortc.codecs.vpx  # noqa: F401
+
+    from . import media  # noqa: F401 - PyAV's frames and the sinks
 
 
 def _write(event: dict[str, Any]) -> None:

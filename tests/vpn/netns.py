@@ -77,7 +77,8 @@ def ns_call(name: str, fn: Callable[[], T], timeout: float = 30.0) -> T:
         raise TimeoutError(f"ns_call in {name} did not finish in {timeout}s")
     if "error" in box:
         raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+    value: T = box["value"]
+    return value
 
 
 class NetnsLoop:
@@ -295,15 +296,15 @@ class Lab:
         self._closers.clear()
         for ns in self.namespaces:
             self._kill_all(ns)
-        for proc in self._procs:  # reap our own children (they were in the namespaces)
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
+        for child in self._procs:  # reap our own children (they were in the namespaces)
+            if child.poll() is None:
+                child.kill()
+            child.wait(10)
         self._procs.clear()
         for ns in self.namespaces:
-            proc = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True)
-            if proc.returncode != 0 and "No such file" not in proc.stderr:
-                errors.append(f"ip netns del {ns}: {proc.stderr.strip()}")
+            done = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True)
+            if done.returncode != 0 and "No such file" not in done.stderr:
+                errors.append(f"ip netns del {ns}: {done.stderr.strip()}")
         self.namespaces.clear()
         for ifname in self.interfaces:
             # A killed wireguard-go may leave its socket behind.

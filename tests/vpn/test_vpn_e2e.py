@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -72,15 +73,12 @@ class World:
     tech_token: str
     devices: dict[str, EdgeDevice] = field(default_factory=dict)
 
-    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        headers = kwargs.pop("headers", self.admin)
-        return httpx.request(
-            method,
-            self.server.url + path,
-            headers=headers,
-            timeout=20,
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def api(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Call the control plane's API (as the admin unless ``headers`` say otherwise)."""
+        headers = headers if headers is not None else self.admin
+        return httpx.request(method, self.server.url + path, headers=headers, timeout=20, **kwargs)
 
     def add_device(self, device_id: str, n: int, group: str) -> EdgeDevice:
         """A PC at home: its namespace and link to the hub, sshd, and a real edge daemon."""

@@ -9,6 +9,7 @@ test run a key rotation step by step: stage, switch, complete.
 from __future__ import annotations
 
 import concurrent.futures
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ class World:
         config = VpnConfig(interface=self.lab.ifname(f"d{n}"), refresh_s=0.5)
         manager = loop.call(lambda: TunnelManager(config, self.tmp / device_id))
         runner = loop.submit(manager.run())
-        self.lab.on_close(runner.cancel)
+        self.lab.on_close(lambda: _cancel(runner))
         wait_until(lambda: manager.public_key, message="device key")
         echo = UdpEcho(ns)
         self.lab.on_close(echo.close)
@@ -110,7 +111,7 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
         settings = VpnSettings(
             hub_public_key=hub.public_key,
             hub_endpoint="172.30.0.1:51820",
-            pool="10.77.0.0/24",
+            pool=ipaddress.IPv4Network("10.77.0.0/24"),
             hub_apply="userspace",
             hub_interface=hub.ifname,
         )
@@ -167,7 +168,7 @@ def test_key_rotation_through_the_control_plane_keeps_the_device_reachable(world
 
     # The jobs runner calls this for a rotate-vpn-key execution.
     rotation = dev.loop.submit(dev.manager.rotate_key(timeout=30))
-    new = wait_until(lambda: dev.manager.pending_public_key, message="pending key")
+    new = str(wait_until(lambda: dev.manager.pending_public_key, message="pending key"))
     world.bridge(dev)  # report (pending) -> staged on the hub -> accepted_keys to the device
     assert world.peer("pc-a").pending_public_key == new
     assert world.hub.peers().get(new) == []  # on the hub, allowed to shake hands only
@@ -180,3 +181,7 @@ def test_key_rotation_through_the_control_plane_keeps_the_device_reachable(world
     assert (peer.public_key, peer.previous_public_key, peer.pending_public_key) == (new, old, None)
     session.exchange(b"after")
     assert udp_reaches(world.hub_ns, dev.address)
+
+
+def _cancel(future: concurrent.futures.Future[None]) -> None:
+    future.cancel()

@@ -86,8 +86,8 @@ def tunnel(tmp_path: Path) -> Iterator[Tunnel]:
 
         manager = loop.call(make)
         runner = loop.submit(manager.run())
-        lab.on_close(lambda: runner.cancel())
-        device_key = wait_until(lambda: manager.public_key, message="the device's key")
+        lab.on_close(lambda: _cancel(runner))
+        device_key = str(wait_until(lambda: manager.public_key, message="the device's key"))
         hub.set_peer(device_key, [f"{DEVICE_ADDRESS}/32"])
         desired = p.VpnDesired(
             address=f"{DEVICE_ADDRESS}/32",
@@ -112,9 +112,13 @@ def test_the_tunnel_comes_up_and_reports_its_state(tunnel: Tunnel) -> None:
     assert f"inet {DEVICE_ADDRESS}/32" in t.addresses()
     routes = run(["ip", "route", "show", "dev", t.ifname], ns=t.dev_ns)
     assert "10.77.0.1 proto static" in routes
-    reported = wait_until(
-        lambda: (r := t.manager.reported()) and r.latest_handshake and r, message="handshake"
-    )
+
+    def handshaken() -> p.VpnReported | None:
+        reported = t.manager.reported()
+        return reported if reported is not None and reported.latest_handshake else None
+
+    reported = wait_until(handshaken, message="handshake")
+    assert reported is not None
     assert reported.state == "up" and reported.error is None
     assert reported.public_key == t.desired.accepted_keys[0]
     assert [r.state for r in t.reports][-1] == "up"
@@ -171,7 +175,7 @@ def test_key_rotation_keeps_the_device_reachable(tunnel: Tunnel, tmp_path: Path)
     session = _session(t)
     session.exchange(b"before rotation")
     rotation = t.loop.submit(t.manager.rotate_key(timeout=30))
-    new = wait_until(lambda: t.manager.pending_public_key, message="pending key")
+    new = str(wait_until(lambda: t.manager.pending_public_key, message="pending key"))
     assert wait_until(lambda: any(r.pending_public_key == new for r in t.reports), message="report")
     # What the control plane does: stage the new key on the hub (no address yet), accept it...
     t.hub.set_peer(new, [])
@@ -200,3 +204,7 @@ def test_a_rotation_the_hub_never_accepts_keeps_the_old_key(tunnel: Tunnel) -> N
 
 def _session(t: Tunnel) -> TcpSession:
     return TcpSession(t.lab, server_ns=t.dev_ns, client_ns=t.hub_ns, address=DEVICE_ADDRESS)
+
+
+def _cancel(future: concurrent.futures.Future[None]) -> None:
+    future.cancel()
