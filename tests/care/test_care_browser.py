@@ -98,7 +98,8 @@ def test_caregiver_calls_the_pc_and_escalates_to_social_services(
         )
         page.get_by_role("button", name="Riaggancia").click()
         expect(page.locator("#call-status")).to_have_text("La chiamata è terminata.")
-        assert _call_state(page)["events"][:4] == ["camera", "ready", "accepted", "connected"]
+        events = _call_state(page)["events"]
+        assert events[:5] == ["camera", "ready", "accepted", "answer", "connected"]
         page.get_by_role("link", name="Scrivi com’è andata").click()
         call = env.calls(ben)[-1]
         expect(page).to_have_url(f"{env.server.url}/care/calls/{call.id}")
