@@ -287,8 +287,17 @@ class EdgeDaemon:
         self._outbox_wake.set()
 
     def _help_pressed(self) -> None:
-        # On gpiozero's thread. The outbox is thread-safe and durable: once put, the request
-        # survives a power cut, so returning lets the LED confirm it.
+        # On gpiozero's thread. While a call rings, the big button answers it; otherwise it
+        # asks for help. The outbox is thread-safe and durable: once put, the request survives
+        # a power cut, so returning lets the LED confirm it.
+        calls = getattr(self, "calls", None)
+        if (
+            calls is not None
+            and self._loop is not None
+            and calls.status().get("state") == "ringing"
+        ):
+            self._loop.call_soon_threadsafe(calls.accept)
+            return
         event = p.Event(
             ts=self._clock(),
             id=uuid.uuid4().hex,
@@ -385,8 +394,9 @@ class EdgeDaemon:
         while True:
             await self.session.connected.wait()
             try:
-                await drain(self.outbox, self.session.publish, wake=self._outbox_wake,
-                            window=OUTBOX_WINDOW)
+                await drain(
+                    self.outbox, self.session.publish, wake=self._outbox_wake, window=OUTBOX_WINDOW
+                )
             except ConnectionError:
                 # Disconnected mid-drain: unacked rows stay and are replayed in order.
                 await self.session.disconnected.wait()

@@ -161,8 +161,12 @@ class KernelHub:
                 handshake = nla.get_attr("WGPEER_A_LAST_HANDSHAKE_TIME")
                 if handshake is not None and handshake.get("tv_sec"):
                     state.latest_handshake = handshake["tv_sec"] + handshake["tv_nsec"] / 1e9
-                state.rx_bytes = int(nla.get_attr("WGPEER_A_RX_BYTES") or 0)
-                state.tx_bytes = int(nla.get_attr("WGPEER_A_TX_BYTES") or 0)
+                # A long allowed-IP list continues in the next message, without the counters.
+                rx, tx = nla.get_attr("WGPEER_A_RX_BYTES"), nla.get_attr("WGPEER_A_TX_BYTES")
+                if rx is not None:
+                    state.rx_bytes = int(rx)
+                if tx is not None:
+                    state.tx_bytes = int(tx)
                 for allowed in nla.get_attr("WGPEER_A_ALLOWEDIPS") or ():
                     if allowed.get("addr"):
                         state.allowed_ips.append(str(allowed["addr"]))

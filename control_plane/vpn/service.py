@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from edge import protocol as p
@@ -327,11 +326,9 @@ def record_hub_state(
 
 def pending_rotations(session: Session) -> int:
     """How many devices are in the middle of a key rotation."""
-    return len(
-        session.execute(select(VpnPeer.device_id).where(VpnPeer.pending_public_key.is_not(None)))
-        .scalars()
-        .all()
-    )
+    return session.execute(
+        select(func.count()).select_from(VpnPeer).where(VpnPeer.pending_public_key.is_not(None))
+    ).scalar_one()
 
 
 # -- handshake alerts ------------------------------------------------------------------------
@@ -460,11 +457,3 @@ def inventory(session: Session, *, online_only: bool = False) -> dict[str, Any]:
     for group, hosts in sorted(groups.items()):
         body[group] = {"hosts": hosts}
     return body
-
-
-def peers_of(session: Session, device_ids: Sequence[str] | None = None) -> list[VpnPeer]:
-    """Enrolled peers, all or those of ``device_ids``."""
-    query = select(VpnPeer).order_by(VpnPeer.address)
-    if device_ids is not None:
-        query = query.where(VpnPeer.device_id.in_(device_ids))
-    return list(session.execute(query).scalars())

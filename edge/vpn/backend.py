@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -186,6 +187,17 @@ def status_from_netlink(messages: Iterable[Any]) -> DeviceStatus:
             listen_port = int(port)
         for peer in _attr(msg, "WGDEVICE_A_PEERS") or ():
             public_key = _text(_attr(peer, "WGPEER_A_PUBLIC_KEY"))
+            allowed = tuple(
+                str(a.get("addr"))
+                for a in (_attr(peer, "WGPEER_A_ALLOWEDIPS") or ())
+                if a.get("addr")
+            )
+            previous = peers.get(public_key)
+            if previous is not None:
+                # The kernel continues a long allowed-IP list in the next message: only the
+                # key and more addresses there.
+                peers[public_key] = replace(previous, allowed_ips=previous.allowed_ips + allowed)
+                continue
             endpoint_nla = _attr(peer, "WGPEER_A_ENDPOINT")
             endpoint = None
             if endpoint_nla is not None and endpoint_nla.get("port"):
@@ -194,16 +206,10 @@ def status_from_netlink(messages: Iterable[Any]) -> DeviceStatus:
             handshake = None
             if handshake_nla is not None and handshake_nla.get("tv_sec"):
                 handshake = handshake_nla["tv_sec"] + handshake_nla.get("tv_nsec", 0) / 1e9
-            allowed = tuple(
-                str(a.get("addr"))
-                for a in (_attr(peer, "WGPEER_A_ALLOWEDIPS") or ())
-                if a.get("addr")
-            )
-            previous = peers.get(public_key)
             peers[public_key] = PeerStatus(
                 public_key=public_key,
                 endpoint=endpoint,
-                allowed_ips=(previous.allowed_ips if previous else ()) + allowed,
+                allowed_ips=allowed,
                 latest_handshake=handshake,
                 rx_bytes=int(_attr(peer, "WGPEER_A_RX_BYTES") or 0),
                 tx_bytes=int(_attr(peer, "WGPEER_A_TX_BYTES") or 0),

@@ -557,12 +557,12 @@ def section(figures: list[Figures], *, when: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text_: str) -> None:
+def write_section(path: Path, text_: str, begin: str = BEGIN, end: str = END) -> None:
     """Put the section in ``path``, replacing an older one and keeping every other section."""
     current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         updated = head + text_ + ("\n" + tail if tail else "")
     else:
         updated = current.rstrip("\n") + "\n\n" + text_

@@ -179,14 +179,19 @@ def test_telemetry_series_over_a_range(api: Api) -> None:
     c = api.client
     r = c.get(
         "/api/v1/devices/pc-api-03/telemetry",
-        params=[("metric", "cpu.percent"), ("metric", "mem.used_pct"), ("range", "1h")],
+        params=[
+            ("metric", "cpu.percent"),
+            ("metric", "mem.used_pct"),
+            ("range", "1h"),
+            ("until", dt.datetime.fromtimestamp(now + 1, dt.UTC).isoformat()),
+        ],
         headers=api.manager,
     )
     assert r.status_code == 200, r.text
     body = r.json()
     cpu = body["series"]["cpu.percent"]
-    assert [v for _, v in cpu] == [float(i) for i in range(60, 120)]  # the last hour only
-    assert len(body["series"]["mem.used_pct"]) == 60
+    assert [v for _, v in cpu] == [float(i) for i in range(61, 120)]  # the last hour only
+    assert len(body["series"]["mem.used_pct"]) == 59
     assert dt.datetime.fromisoformat(cpu[0][0]) >= dt.datetime.fromisoformat(body["since"])
     day = c.get(
         "/api/v1/devices/pc-api-03/telemetry",

@@ -345,9 +345,10 @@ class UdpEcho:
 
     def __init__(self, ns: str, port: int = 7, host: str = "0.0.0.0") -> None:
         def make() -> socket.socket:
-            sock = socket.socket(
-                socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM
-            )
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            if family == socket.AF_INET6:  # leave IPv4 to its own echo
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((host, port))
             return sock
 

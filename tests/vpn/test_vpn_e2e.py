@@ -35,7 +35,7 @@ from tests.support.broker import Mosquitto
 from tests.support.browser import LiveServer
 from tests.support.edge import write_edge_config
 from tests.support.wait import wait_until
-from tests.vpn.netns import Lab, UdpEcho, WgHub, run, udp_reaches
+from tests.vpn.netns import Lab, UdpEcho, WgHub, ns_call, run, udp_reaches
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -161,6 +161,9 @@ def world(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         hub_ns = lab.netns("hub")
         run(["ip", "addr", "add", f"{HUB_PUBLIC}/32", "dev", "lo"], ns=hub_ns)
+        # The hub routes, as a real one does for technicians: device isolation must not rest
+        # on the hub refusing to forward, but on each device accepting only the hub's address.
+        ns_call(hub_ns, lambda: Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n"))
         hub = WgHub(hub_ns, lab.ifname("h"), tmp / "hub", address="10.77.0.1/24")
         echo = UdpEcho(hub_ns)
         lab.on_close(echo.close)

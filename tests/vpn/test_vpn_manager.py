@@ -25,6 +25,7 @@ from tests.vpn.netns import Lab, NetnsLoop, TcpSession, UdpEcho, WgHub, run, udp
 pytestmark = [pytest.mark.netns]
 
 DEVICE_ADDRESS = "10.77.0.2"
+DEVICE_ADDRESS6 = "fd77::2"
 
 
 @dataclass
@@ -70,6 +71,7 @@ def tunnel(tmp_path: Path) -> Iterator[Tunnel]:
         hub_ns, dev_ns = lab.netns("hub"), lab.netns("dev")
         lab.link(hub_ns, dev_ns, "172.30.1.1/24", "172.30.1.2/24")
         hub = WgHub(hub_ns, lab.ifname("h"), tmp_path / "hub", address="10.77.0.1/24")
+        run(["ip", "addr", "add", "fd77::1/64", "dev", hub.ifname], ns=hub_ns)
         loop = lab.loop(dev_ns)
         ifname = lab.ifname("d")
         reports: list[p.VpnReported] = []
@@ -88,19 +90,21 @@ def tunnel(tmp_path: Path) -> Iterator[Tunnel]:
         runner = loop.submit(manager.run())
         lab.on_close(lambda: _cancel(runner))
         device_key = str(wait_until(lambda: manager.public_key, message="the device's key"))
-        hub.set_peer(device_key, [f"{DEVICE_ADDRESS}/32"])
+        hub.set_peer(device_key, [f"{DEVICE_ADDRESS}/32", f"{DEVICE_ADDRESS6}/128"])
         desired = p.VpnDesired(
             address=f"{DEVICE_ADDRESS}/32",
+            address6=f"{DEVICE_ADDRESS6}/128",
             hub_public_key=hub.public_key,
             hub_endpoint="172.30.1.1:51820",
-            allowed_ips=["10.77.0.1/32"],
+            allowed_ips=["10.77.0.1/32", "fd77::1/128"],
             keepalive_s=25,
             accepted_keys=[device_key],
         )
         t = Tunnel(lab, hub, hub_ns, dev_ns, loop, manager, ifname, runner, desired, reports)
         t.set_desired(desired)
-        echo = UdpEcho(dev_ns)
-        lab.on_close(echo.close)
+        for host in ("0.0.0.0", "::"):
+            echo = UdpEcho(dev_ns, host=host)
+            lab.on_close(echo.close)
         wait_until(lambda: udp_reaches(hub_ns, DEVICE_ADDRESS), timeout=20, message="tunnel up")
         yield t
     finally:
@@ -110,6 +114,8 @@ def tunnel(tmp_path: Path) -> Iterator[Tunnel]:
 def test_the_tunnel_comes_up_and_reports_its_state(tunnel: Tunnel) -> None:
     t = tunnel
     assert f"inet {DEVICE_ADDRESS}/32" in t.addresses()
+    # Dual stack: the IPv6 tunnel address answers too.
+    wait_until(lambda: udp_reaches(t.hub_ns, DEVICE_ADDRESS6), timeout=20, message="IPv6")
     routes = run(["ip", "route", "show", "dev", t.ifname], ns=t.dev_ns)
     assert "10.77.0.1 proto static" in routes
 

@@ -276,3 +276,74 @@ def test_handshake_rule() -> None:
     device, peer = _pair()
     peer.hub_handshake_at = NOW - dt.timedelta(seconds=10)
     assert last_handshake(device, peer) == peer.hub_handshake_at
+
+
+# -- kernel WireGuard (no module here: its netlink translation is checked on its own) -----------
+
+
+class _Nla(dict[str, object]):
+    """Stands in for a decoded pyroute2 message: ``get_attr`` and ``get`` like the real one."""
+
+    def __init__(self, attrs: dict[str, object] | None = None, **fields: object) -> None:
+        super().__init__(fields)
+        self.attrs = attrs or {}
+
+    def get_attr(self, name: str) -> object:
+        return self.attrs.get(name)
+
+
+def test_kernel_device_dump_is_read_like_the_uapi_one() -> None:
+    from edge.vpn.backend import status_from_netlink
+
+    peer_a = _Nla(
+        {
+            "WGPEER_A_PUBLIC_KEY": key(2).encode(),  # pyroute2 gives base64 bytes
+            "WGPEER_A_ENDPOINT": _Nla(addr="192.0.2.7", port=40123),
+            "WGPEER_A_LAST_HANDSHAKE_TIME": _Nla(tv_sec=1700000000, tv_nsec=500000000),
+            "WGPEER_A_RX_BYTES": 180,
+            "WGPEER_A_TX_BYTES": 92,
+            "WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL": 25,
+            "WGPEER_A_ALLOWEDIPS": [_Nla(addr="10.8.0.2/32")],
+        }
+    )
+    # A big peer list spans several messages; the rest of pc-a's addresses come in the second.
+    more_a = _Nla(
+        {"WGPEER_A_PUBLIC_KEY": key(2), "WGPEER_A_ALLOWEDIPS": [_Nla(addr="fd00::2/128")]}
+    )
+    first = _Nla(
+        {
+            "WGDEVICE_A_PRIVATE_KEY": base64.b64encode(bytes(32)),
+            "WGDEVICE_A_LISTEN_PORT": 51820,
+            "WGDEVICE_A_PEERS": [peer_a],
+        }
+    )
+    status = status_from_netlink([first, _Nla({"WGDEVICE_A_PEERS": [more_a]})])
+    assert status.private_key == bytes(32) and status.listen_port == 51820
+    a = status.peer(key(2))
+    assert a is not None
+    assert a.allowed_ips == ("10.8.0.2/32", "fd00::2/128")
+    assert a.endpoint == "192.0.2.7:40123"
+    assert a.latest_handshake == pytest.approx(1700000000.5)
+    assert (a.rx_bytes, a.tx_bytes, a.keepalive_s) == (180, 92, 25)
+
+
+def test_peer_updates_become_pyroute2_peer_dicts() -> None:
+    from edge.vpn.backend import netlink_peer
+    from edge.vpn.wg import PeerUpdate
+
+    assert netlink_peer(
+        PeerUpdate(
+            public_key=HUB, endpoint="[2001:db8::1]:51820", keepalive_s=25, allowed_ips=("::/0",)
+        )
+    ) == {
+        "public_key": HUB,
+        "endpoint_addr": "2001:db8::1",
+        "endpoint_port": 51820,
+        "persistent_keepalive": 25,
+        "allowed_ips": ["::/0"],
+        "replace_allowed_ips": True,
+    }
+    assert netlink_peer(PeerUpdate(public_key=HUB, remove=True)) == {
+        "public_key": HUB,
+        "remove": True,
+    }
