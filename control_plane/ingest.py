@@ -504,6 +504,8 @@ def device_subscriptions(share_group: str | None) -> Iterable[str]:
 
     Retained state (status, twin/reported) is subscribed by every replica; the streams
     (telemetry, events, job updates) go through a shared subscription when a group is given.
+    Call signalling (call/out) is not ingested: the care relay subscribes to it itself,
+    unshared, because the replica holding the caregiver's WebSocket must see every answer.
     """
     yield p.device_filter(p.TopicKind.STATUS)
     yield p.device_filter(p.TopicKind.TWIN_REPORTED)
@@ -512,7 +514,6 @@ def device_subscriptions(share_group: str | None) -> Iterable[str]:
         p.TopicKind.EVENTS,
         p.TopicKind.JOB_UPDATE,
         p.TopicKind.JOBS_GET,
-        p.TopicKind.CALL_OUT,
     ):
         flt = p.device_filter(kind)
         yield f"$share/{share_group}/{flt}" if share_group else flt

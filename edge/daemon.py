@@ -132,6 +132,7 @@ class EdgeDaemon:
             on_config=self._config_changed,
             on_busy=lambda busy: self.wake.set_busy(job=busy) if self.wake is not None else None,
         )
+        self.jobs.env.extra["vpn"] = self.vpn  # the rotate-vpn-key operation drives the tunnel
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         if self.outbox.recovered:

@@ -26,6 +26,7 @@ Operation = Literal[
     "set-config",
     "test-wake",
     "rotate-credentials",
+    "rotate-vpn-key",
 ]
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 # What a technician may start on their own; the rest is the fleet manager's.
@@ -99,6 +100,10 @@ class RotateCredentialsParams(_Strict):
     pass
 
 
+class RotateVpnKeyParams(_Strict):
+    pass
+
+
 PARAMETERS: dict[str, type[BaseModel]] = {
     "reboot": RebootParams,
     "update-agent": UpdateAgentParams,
@@ -107,6 +112,7 @@ PARAMETERS: dict[str, type[BaseModel]] = {
     "set-config": SetConfigParams,
     "test-wake": TestWakeParams,
     "rotate-credentials": RotateCredentialsParams,
+    "rotate-vpn-key": RotateVpnKeyParams,
 }
 
 

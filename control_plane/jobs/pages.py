@@ -48,6 +48,7 @@ OPERATION_LABELS: dict[str, str] = {
     "set-config": N_("Change settings"),
     "test-wake": N_("Test switching on by itself"),
     "rotate-credentials": N_("Give the PC a new password"),
+    "rotate-vpn-key": N_("Give the PC a new remote-access key"),
 }
 STATUS_LABELS: dict[str, str] = {
     ExecStatus.QUEUED: N_("Waiting"),

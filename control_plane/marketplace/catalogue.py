@@ -7,10 +7,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from .. import audit
 from ..models import User
-from . import search
 from .errors import Conflict, Invalid, NotFound
 from .models import Category, WorkerProfile, WorkerSkill
-from .text import area_key, index_text
+from .text import area_key, index_text, query_terms
 
 
 def slugify(name: str) -> str:
@@ -96,7 +95,6 @@ def create_category(
     )
     session.add(category)
     session.flush()
-    search.put_doc(session, search.SERVICE, category.id, service_body(category))
     audit.record(
         session,
         action="market.category.create",
@@ -149,13 +147,10 @@ def update_category(
 
 
 def _reindex_after_rename(session: Session, category: Category) -> None:
-    # Services carry their parent's names, and workers the names of what they offer.
+    # Workers' documents carry the names of what they offer and of its category.
     from .workers import reindex_worker  # workers imports this module
 
-    affected = [category, *category.children]
-    for item in affected:
-        search.put_doc(session, search.SERVICE, item.id, service_body(item))
-    ids = [c.id for c in affected]
+    ids = [category.id, *(c.id for c in category.children)]
     workers = session.scalars(
         select(WorkerProfile)
         .where(
@@ -180,6 +175,28 @@ def list_categories(session: Session, *, include_inactive: bool = False) -> list
     if not include_inactive:
         query = query.where(Category.active.is_(True))
     return list(session.scalars(query))
+
+
+def search_services(session: Session, text_query: str, *, limit: int = 10) -> list[int]:
+    """Ids of active categories and services matching ``text_query``, best first.
+
+    The catalogue is small, so it is matched here with the same normalisation and prefix
+    rule as the workers' full-text search, the same on every database.
+    """
+    terms = query_terms(text_query)
+    if not terms:
+        return []
+    scored = []
+    rows = session.scalars(
+        select(Category).where(Category.active.is_(True)).options(selectinload(Category.parent))
+    )
+    for category in rows:
+        tokens = service_body(category).split()
+        hits = [sum(1 for t in tokens if t.startswith(term.variants)) for term in terms]
+        if all(hits):
+            # More matching words first; then own-name matches (services before categories).
+            scored.append((-sum(hits), category.parent_id is None, category.position, category.id))
+    return [s[-1] for s in sorted(scored)[:limit]]
 
 
 def services_of(session: Session, category_id: int) -> tuple[int, ...]:

@@ -356,11 +356,11 @@ class Notification(Base):
 
 
 class SearchDoc(Base):
-    """The normalised text of a searchable thing ("worker" or "service"), one row each.
+    """The normalised text of a searchable thing (``kind`` "worker" for now), one row each.
 
     SQLite mirrors ``body`` into the FTS5 table ``market_search_fts`` (external content,
-    rowid = ``id``); PostgreSQL indexes ``to_tsvector('simple', body)`` with GIN. Both are
-    created by the migration, not by this model.
+    rowid = ``id``); PostgreSQL has a stored column ``tsv = to_tsvector('simple', body)``
+    with a GIN index. Both are created by the migration, not by this model.
     """
 
     __tablename__ = "market_search_docs"

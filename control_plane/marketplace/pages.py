@@ -38,7 +38,7 @@ from .forms import (
 )
 from .models import GoodKind, WorkerKind
 from .schemas import RequestCreate
-from .search import WorkerQuery, search_services, search_workers
+from .search import WorkerQuery, search_workers
 from .views import media_url, worker_public
 
 router = console_router(prefix="/market")
@@ -131,7 +131,7 @@ def search_page(
     )
     loaded = workers.load_workers(session, [h.worker_id for h in results.hits])
     hits = [worker_public(loaded[h.worker_id]) for h in results.hits]
-    service_ids = search_services(session, q, limit=6) if q.strip() else []
+    service_ids = catalogue.search_services(session, q, limit=6) if q.strip() else []
     services = [catalogue.get_category(session, i) for i in service_ids]
     return page.render(
         "marketplace/search.html",

@@ -38,7 +38,7 @@ from .schemas import (
     WorkerPublic,
     WorkerUpdate,
 )
-from .search import WorkerQuery, search_services, search_workers
+from .search import WorkerQuery, search_workers
 from .views import category_public, category_tree, media_url, review_public, worker_public
 
 router = APIRouter(prefix="/market", tags=["marketplace"])
@@ -221,7 +221,7 @@ def search(
                 score=round(hit.score, 6),
             )
         )
-    service_ids = search_services(session, q) if q.strip() and offset == 0 else []
+    service_ids = catalogue.search_services(session, q) if q.strip() and offset == 0 else []
     services = (
         {c.id: c for c in session.scalars(select(Category).where(Category.id.in_(service_ids)))}
         if service_ids

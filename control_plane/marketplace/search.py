@@ -2,9 +2,11 @@
 
 ``market_search_docs`` holds the normalised text of every searchable thing (see ``text``).
 SQLite matches it through the FTS5 table ``market_search_fts`` (external content, kept in
-step by :func:`put_doc` / :func:`drop_doc`); PostgreSQL through a GIN index on
-``to_tsvector('simple', body)``. Both only see plain folded tokens and do prefix matching,
-so they find the same things; only the relevance score (bm25 / ts_rank) differs.
+step by :func:`put_doc` / :func:`drop_doc`); PostgreSQL through a stored, GIN-indexed
+``tsv = to_tsvector('simple', body)`` column. Both only see plain folded tokens and do
+prefix matching, so they find the same things; only the relevance score (bm25 / ts_rank)
+differs. (The catalogue's own names are few: ``catalogue.search_services`` matches them in
+Python with the same rules.)
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from .models import Category, SearchDoc, WorkerArea, WorkerProfile, WorkerSkill
+from .models import SearchDoc, WorkerArea, WorkerProfile, WorkerSkill
 from .text import QueryTerm, area_key, query_terms
 
 WORKER = "worker"
-SERVICE = "service"
 
 Sort = Literal["relevance", "rating"]
 
@@ -124,20 +125,21 @@ class SqliteFts(SearchBackend):
 
 class PostgresFts(SearchBackend):
     """PostgreSQL full-text search with the 'simple' configuration (no stemming of its own:
-    the text is already stemmed by ``text``)."""
+    the text is already stemmed by ``text``), over the stored column
+    ``tsv = to_tsvector('simple', body)`` that the migration adds, GIN-indexed."""
 
     name = "postgresql"
-    # Spelled exactly as in the migration's index, so the planner uses the GIN index.
+    _vector: ColumnElement[Any] = literal_column("market_search_docs.tsv")
     _config: ColumnElement[Any] = literal_column("'simple'::regconfig")
 
     def inserted(self, session: Session, doc_id: int, body: str) -> None:
-        """Nothing to do: the expression index follows the row."""
+        """Nothing to do: the generated column follows the row."""
 
     def updated(self, session: Session, doc_id: int, old: str, new: str) -> None:
-        """Nothing to do: the expression index follows the row."""
+        """Nothing to do: the generated column follows the row."""
 
     def deleted(self, session: Session, doc_id: int, old: str) -> None:
-        """Nothing to do: the expression index follows the row."""
+        """Nothing to do: the generated column follows the row."""
 
     def rebuild(self, session: Session) -> None:
         """Refresh the planner's statistics after a bulk load."""
@@ -151,10 +153,9 @@ class PostgresFts(SearchBackend):
     def match(
         self, stmt: Select[Any], terms: Sequence[QueryTerm]
     ) -> tuple[Select[Any], ColumnElement[Any]]:
-        """Match the GIN-indexed tsvector against the tsquery; ts_rank is the relevance."""
-        vector = func.to_tsvector(self._config, SearchDoc.body)
+        """Match the stored tsvector against the tsquery; ts_rank is the relevance."""
         query = func.to_tsquery(self._config, bindparam("ts_query", self.expression(terms)))
-        return stmt.where(vector.op("@@")(query)), func.ts_rank(vector, query)
+        return stmt.where(self._vector.op("@@")(query)), func.ts_rank(self._vector, query)
 
 
 _BACKENDS: dict[str, SearchBackend] = {"sqlite": SqliteFts(), "postgresql": PostgresFts()}
@@ -261,24 +262,13 @@ def search_workers(session: Session, query: WorkerQuery) -> WorkerResults:
             exists().where(WorkerArea.worker_id == WorkerProfile.id, WorkerArea.key.in_(keys))
         )
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    score = rank if rank is not None and query.sort == "relevance" else _RATING
+    # One letter says nothing about relevance (someone has just started typing): show the
+    # best rated, which also spares ranking nearly every document.
+    score: ColumnElement[Any] = _RATING
+    if rank is not None and query.sort == "relevance" and max(len(t.word) for t in terms) > 1:
+        score = rank
     order = [score.desc(), _RATING.desc(), WorkerProfile.id]
     rows = session.execute(
         stmt.add_columns(score).order_by(*order).limit(query.limit).offset(query.offset)
     ).all()
     return WorkerResults([WorkerHit(r[0], float(r[1])) for r in rows], total, terms)
-
-
-def search_services(session: Session, text_query: str, *, limit: int = 10) -> list[int]:
-    """Ids of active categories and services whose names or descriptions match, best first."""
-    terms = query_terms(text_query)
-    if not terms:
-        return []
-    stmt: Select[Any] = (
-        select(Category.id)
-        .join(SearchDoc, and_(SearchDoc.kind == SERVICE, SearchDoc.ref_id == Category.id))
-        .where(Category.active.is_(True))
-    )
-    stmt, rank = backend_for(session).match(stmt, terms)
-    rows = session.execute(stmt.order_by(rank.desc(), Category.id).limit(limit)).scalars()
-    return list(rows)

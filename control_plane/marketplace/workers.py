@@ -316,12 +316,7 @@ def cards(session: Session, ids: Sequence[int]) -> dict[int, Card]:
 
 def reindex_all(session: Session) -> int:
     """Rewrite every search document (after a bulk load or a change of normalisation)."""
-    from .catalogue import service_body
-
     count = 0
-    for category in session.scalars(select(Category).options(selectinload(Category.parent))):
-        search.put_doc(session, search.SERVICE, category.id, service_body(category))
-        count += 1
     ids = list(session.scalars(select(WorkerProfile.id).order_by(WorkerProfile.id)))
     for start in range(0, len(ids), 500):
         for worker in load_workers(session, ids[start : start + 500]).values():

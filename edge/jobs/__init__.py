@@ -29,6 +29,7 @@ from .operations import (
     operation_table,
 )
 from .runner import JobRunner, Publish
+from .vpn_ops import RotateVpnKey
 
 __all__ = [
     "AgentInstall",
@@ -59,6 +60,7 @@ def default_operations() -> dict[str, Operation]:
             SetConfig(),
             TestWake(),
             RotateCredentials(),
+            RotateVpnKey(),
         ]
     )
 

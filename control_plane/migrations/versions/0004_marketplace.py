@@ -1,8 +1,9 @@
 """marketplace: catalogue, workers, requests, goods, quotes, reviews, stock, mail, search
 
 The full-text index is per database: an FTS5 table over market_search_docs on SQLite
-(external content, kept in step by control_plane.marketplace.search), a GIN index on
-to_tsvector('simple', body) on PostgreSQL. Both index text already normalised in Python.
+(external content, kept in step by control_plane.marketplace.search), a stored generated
+column tsv = to_tsvector('simple', body) with a GIN index on PostgreSQL. Both index text
+already normalised in Python.
 
 Revision ID: 0004
 Revises: 0001
@@ -278,10 +279,12 @@ def _create_search_index() -> None:
             "tokenize='unicode61 remove_diacritics 0', prefix='2 3 4')"
         )
     elif dialect == "postgresql":
+        # Stored, so neither matching nor ranking recomputes it (the ORM model leaves it out).
         op.execute(
-            "CREATE INDEX ix_market_search_docs_tsv ON market_search_docs "
-            "USING gin (to_tsvector('simple'::regconfig, body))"
+            "ALTER TABLE market_search_docs ADD COLUMN tsv tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, body)) STORED"
         )
+        op.execute("CREATE INDEX ix_market_search_docs_tsv ON market_search_docs USING gin (tsv)")
 
 
 def downgrade() -> None:
@@ -291,6 +294,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS market_search_fts")
     elif dialect == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_market_search_docs_tsv")
+        op.execute("ALTER TABLE market_search_docs DROP COLUMN IF EXISTS tsv")
     with op.batch_alter_table('market_stock', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_market_stock_status'))
 
