@@ -5,17 +5,19 @@ Every payload is validated by the contract; a bad one is refused with the field 
 its device and kept in ``ingest_errors`` — it never stops the loop and never touches stored data.
 
 Telemetry is most of the traffic, so a batch of it is stored with a few statements, not a few
-per message: the devices are loaded in one query, the batches go in with one multi-row
+per message: the devices are checked in one query, the batches go in with one multi-row
 ``INSERT ... ON CONFLICT (device_id, seq) DO NOTHING RETURNING`` (so a QoS 1 duplicate, or a
-batch another ingest worker stored first, is simply not returned), and the series rows of the
-new batches go to the sink in one call. Status, twin and event messages are rare and keep their
-per-message path.
+batch another ingest worker stored first, is simply not returned), each device's latest state
+is one row of an executemany, and the new batches go to the sink in one call. Status, twin and
+event messages are rare and keep their per-message path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +90,17 @@ class _BulkSql:
             stored.update((d, s) for d, s in conn.exec_driver_sql(sql, params))
         return stored
 
+    def active_ids(self, conn: Connection, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are registered and not revoked."""
+        ph = "?" if self.sqlite else "%s"
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = tuple(ids[start : start + 500])
+            marks = ", ".join([ph] * len(chunk))
+            sql = f"SELECT id FROM {_DEVICES.name} WHERE revoked_at IS NULL AND id IN ({marks})"
+            found.update(row[0] for row in conn.exec_driver_sql(sql, chunk))
+        return found
+
     def update_latest(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """(now, seq, seq, at, latest JSON, at, at, device_id) rows, as one executemany."""
         conn.exec_driver_sql(self.update, list(rows))
@@ -127,6 +140,11 @@ class Ingest:
         self.stats = IngestStats()
         self._handlers: dict[p.TopicKind, list[Handler]] = {}
         self._last_error_log: dict[str, str] = {}
+        bind = factory.kw.get("bind")
+        sqlite_db = bind is not None and bind.dialect.name == "sqlite"
+        self._write_turn: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if sqlite_db else contextlib.nullcontext()
+        )
 
     def register(self, kind: p.TopicKind, handler: Handler) -> None:
         """Run ``handler`` in the same transaction after the built-in handling of ``kind``."""
@@ -137,8 +155,10 @@ class Ingest:
         # Decode before the transaction: on SQLite it holds the one write lock, which another
         # ingest worker may be waiting for meanwhile.
         decoded = [_decode(topic, payload) for topic, payload in messages]
-        now = utcnow()
-        with self._factory() as session:
+        # Workers of this process take turns here rather than in SQLite's busy handler, which
+        # sleeps in growing steps (up to 100 ms) and so often wakes long after the lock is free.
+        with self._write_turn, self._factory() as session:
+            now = utcnow()
             _begin_write(session)
             telemetry: list[tuple[str, p.ParsedTopic, p.TelemetryBatch]] = []
             for topic, parsed, message, error in decoded:
@@ -213,12 +233,16 @@ class Ingest:
         now: dt.datetime,
     ) -> None:
         ids = {parsed.device_id for _, parsed, _ in items if parsed.device_id}
+        bulk = _BULK.get(session.get_bind().dialect.name)
         # Only the ids: loading whole rows (their JSON twins) would cost more than the insert.
-        active = set(
-            session.execute(
-                select(Device.id).where(Device.id.in_(ids), Device.revoked_at.is_(None))
-            ).scalars()
-        )
+        if bulk is not None:
+            active = bulk.active_ids(session.connection(), sorted(ids))
+        else:
+            active = set(
+                session.execute(
+                    select(Device.id).where(Device.id.in_(ids), Device.revoked_at.is_(None))
+                ).scalars()
+            )
         fresh: list[tuple[str, p.ParsedTopic, p.TelemetryBatch]] = []
         seen: set[tuple[str, int]] = set()
         for topic, parsed, msg in items:
@@ -236,7 +260,6 @@ class Ingest:
             fresh.append((topic, parsed, msg))
         if not fresh:
             return
-        bulk = _BULK.get(session.get_bind().dialect.name)
         stored = self._insert_batches(session, bulk, fresh, now)
         handlers = self._handlers.get(p.TopicKind.TELEMETRY)
         written: list[tuple[str, Samples]] = []
@@ -476,6 +499,8 @@ def _decode(topic: str, payload: bytes) -> Decoded:
         parsed = p.parse_topic(topic)
         if parsed.kind in _DEVICE_TO_CP_ONLY_IGNORED or parsed.device_id is None:
             return topic, None, None, None
+        if parsed.kind is p.TopicKind.TELEMETRY:  # most of the traffic: parse the topic once
+            return topic, parsed, p.decode(payload, p.TelemetryBatch), None
         _, message = p.decode_message(topic, payload)
     except p.ProtocolError as exc:
         return topic, parsed, None, exc

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
-import paho.mqtt.client as paho_mqtt
 from aiomqtt.exceptions import MqttConnectError
 
 from edge import protocol as p
@@ -28,6 +29,29 @@ log = logging.getLogger(__name__)
 _AUTH_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 and 5 "bad credentials" / "not authorised"
 BatchHandler = Callable[[Sequence[tuple[str, bytes]]], None]
 Listener = Callable[[str, bytes], None]
+
+
+@functools.lru_cache(maxsize=256)
+def _filter_regex(flt: str) -> re.Pattern[str]:
+    """An MQTT topic filter as a compiled regular expression (``+`` one level, ``#`` the rest)."""
+    parts = []
+    for level in flt.split("/"):
+        if level == "+":
+            parts.append("[^/]*")
+        elif level == "#":
+            parts.append(".*")
+        else:
+            parts.append(re.escape(level))
+    pattern = "/".join(parts)
+    if pattern.endswith("/.*"):  # "a/#" also matches "a" itself
+        pattern = pattern[:-3] + "(?:/.*)?"
+    return re.compile(pattern + r"\Z")
+
+
+def _matches(flt: str, topic: str) -> bool:
+    # paho's topic_matches_sub builds a matcher tree on every call: at thousands of messages
+    # a second that was a visible share of the receive loop. Filters are few; compile once.
+    return _filter_regex(flt).match(topic) is not None
 
 
 def _plain_filter(flt: str) -> str:
@@ -98,16 +122,14 @@ class MqttService:
     def _dispatch_listeners(self, topic: str, payload: bytes) -> bool:
         """Call the listeners matching ``topic``; True when ingest subscribed to it as well."""
         for flt, callback in self._listeners:
-            if paho_mqtt.topic_matches_sub(flt, topic):
+            if _matches(flt, topic):
                 try:
                     callback(topic, payload)
                 except Exception:
                     log.exception("mqtt listener for %s failed", flt)
         if not self._listeners:
             return True
-        return any(
-            paho_mqtt.topic_matches_sub(_plain_filter(flt), topic) for flt in self._subscriptions
-        )
+        return any(_matches(_plain_filter(flt), topic) for flt in self._subscriptions)
 
     async def start(self) -> None:
         """Start the connection loop and the workers in the background."""
@@ -177,7 +199,11 @@ class MqttService:
                         payload = message.payload
                         data = payload if isinstance(payload, bytes) else str(payload).encode()
                         if self._dispatch_listeners(message.topic.value, data):
-                            await self._queue.put((message.topic.value, data))
+                            item = (message.topic.value, data)
+                            try:
+                                self._queue.put_nowait(item)  # the common case, no await
+                            except asyncio.QueueFull:
+                                await self._queue.put(item)
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self._client = None

@@ -33,6 +33,7 @@ def metadata() -> MetaData:
 UNMANAGED_PREFIXES: tuple[str, ...] = (
     "market_search_fts",
     "ix_market_search_docs_tsv",
+    "market_search_tsv",  # the stored tsvector column of market_search_docs (PostgreSQL)
 )
 
 

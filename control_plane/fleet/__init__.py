@@ -7,11 +7,12 @@ from ..features import FeatureContext
 
 def install(ctx: FeatureContext) -> None:
     """Enrollment API, alert rules as a periodic task, notifiers, the configured sink."""
-    from . import api, notify, rules, sinks
+    from . import api, notify, pages, rules, sinks
 
     ctx.api.include_router(api.router)
     ctx.api.include_router(api.alerts_router)
     ctx.api.include_router(api.devices_router)
+    ctx.app.include_router(pages.router)
     ctx.periodic.add(
         "alert-rules", ctx.settings.alert_check_interval_s, rules.periodic_task(ctx.settings)
     )

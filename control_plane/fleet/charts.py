@@ -8,6 +8,7 @@ figures a reader wants in words (latest, lowest, highest) come with it for the c
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,9 +85,7 @@ def _y_range(
 
 def _gap_limit(points: Sequence[Point]) -> float:
     """Seconds between two points beyond which the line breaks (the device was off)."""
-    gaps = sorted(
-        (b.ts - a.ts).total_seconds() for a, b in zip(points, points[1:], strict=False)
-    )
+    gaps = sorted((b.ts - a.ts).total_seconds() for a, b in itertools.pairwise(points))
     if not gaps:
         return math.inf
     return max(3 * gaps[len(gaps) // 2], 1.0)
@@ -119,7 +118,7 @@ def line_chart(
 
     limit = _gap_limit(points)
     stretches: list[list[Point]] = [[points[0]]]
-    for previous, point in zip(points, points[1:], strict=False):
+    for previous, point in itertools.pairwise(points):
         if (point.ts - previous.ts).total_seconds() > limit:
             stretches.append([])
         stretches[-1].append(point)
@@ -132,9 +131,10 @@ def line_chart(
     step = nice_step(y1 - y0)
     count = round((y1 - y0) / step)
     y_ticks = [Tick(y_of(y0 + i * step), y0 + i * step) for i in range(count + 1)]
+    # Three time labels (start, middle, end): more would not fit on a phone.
     x_ticks = [
-        TimeTick(x_of(since + (until - since) * i / 4), since + (until - since) * i / 4)
-        for i in range(5)
+        TimeTick(x_of(since + (until - since) * i / 2), since + (until - since) * i / 2)
+        for i in range(3)
     ]
     return Chart(
         width=width,

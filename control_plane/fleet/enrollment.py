@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from edge.protocol import ProtocolError, validate_device_id
+
 from ..config import Settings
 from ..db import utcnow
 from ..devices import create_device
@@ -48,6 +50,12 @@ def create_token(
 ) -> tuple[EnrollmentToken, str]:
     """A new token for ``device_id`` (generated when omitted); returns it and its secret."""
     device_id = device_id or f"pc-{secrets.token_hex(4)}"
+    try:
+        validate_device_id(device_id)
+    except ProtocolError as exc:
+        raise ValueError(f"device_id: {exc.reason}") from exc
+    if device_id == settings.mqtt_username:
+        raise ValueError("device_id: reserved for the control plane")
     if session.get(Device, device_id) is not None:
         raise ValueError(f"device_id: {device_id} is already enrolled")
     pending = session.execute(
@@ -60,6 +68,9 @@ def create_token(
         session.flush()
     ttl = ttl_minutes or settings.enrollment_token_ttl_minutes
     secret = new_token()
+    while secret.startswith("-"):
+        # Typed as "--token <secret>": a leading dash would read as an option.
+        secret = new_token()
     token = EnrollmentToken(
         token_hash=token_hash(secret),
         device_id=device_id,

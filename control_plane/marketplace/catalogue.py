@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from .. import audit
 from ..models import User
@@ -177,6 +179,12 @@ def list_categories(session: Session, *, include_inactive: bool = False) -> list
     return list(session.scalars(query))
 
 
+@lru_cache(maxsize=4096)
+def _name_tokens(*texts: str) -> tuple[str, ...]:
+    # Names change rarely and are few: normalise each version once.
+    return tuple(index_text(*texts).split())
+
+
 def search_services(session: Session, text_query: str, *, limit: int = 10) -> list[int]:
     """Ids of active categories and services matching ``text_query``, best first.
 
@@ -186,17 +194,29 @@ def search_services(session: Session, text_query: str, *, limit: int = 10) -> li
     terms = query_terms(text_query)
     if not terms:
         return []
-    scored = []
-    rows = session.scalars(
-        select(Category).where(Category.active.is_(True)).options(selectinload(Category.parent))
+    parent = aliased(Category)
+    rows = session.execute(
+        select(
+            Category.id,
+            Category.parent_id,
+            Category.position,
+            Category.name,
+            Category.name_en,
+            Category.description,
+            func.coalesce(parent.name, ""),
+            func.coalesce(parent.name_en, ""),
+        )
+        .outerjoin(parent, parent.id == Category.parent_id)
+        .where(Category.active.is_(True))
     )
-    for category in rows:
-        tokens = service_body(category).split()
+    scored = []
+    for cid, parent_id, position, *texts in rows:
+        tokens = _name_tokens(*texts)
         hits = [sum(1 for t in tokens if t.startswith(term.variants)) for term in terms]
         if all(hits):
-            # More matching words first; then own-name matches (services before categories).
-            scored.append((-sum(hits), category.parent_id is None, category.position, category.id))
-    return [s[-1] for s in sorted(scored)[:limit]]
+            # More matching words first, services before categories, then display order.
+            scored.append((-sum(hits), parent_id is None, position, cid))
+    return [entry[-1] for entry in sorted(scored)[:limit]]
 
 
 def services_of(session: Session, category_id: int) -> tuple[int, ...]:

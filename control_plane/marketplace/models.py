@@ -359,8 +359,9 @@ class SearchDoc(Base):
     """The normalised text of a searchable thing (``kind`` "worker" for now), one row each.
 
     SQLite mirrors ``body`` into the FTS5 table ``market_search_fts`` (external content,
-    rowid = ``id``); PostgreSQL has a stored column ``tsv = to_tsvector('simple', body)``
-    with a GIN index. Both are created by the migration, not by this model.
+    rowid = ``id``); PostgreSQL has a stored column
+    ``market_search_tsv = to_tsvector('simple', body)`` with a GIN index. Both are created
+    by the migration, not by this model.
     """
 
     __tablename__ = "market_search_docs"

@@ -264,31 +264,12 @@ class Card:
 
 
 def cards(session: Session, ids: Sequence[int]) -> dict[int, Card]:
-    """Search-result cards for ``ids`` in three plain queries (the search's hot path)."""
+    """Search-result cards for ``ids`` in one plain query (the search's hot path: one round
+    trip, no ORM objects). A worker has a few services and areas, so the joined rows stay
+    few (at most services x areas per worker)."""
     if not ids:
         return {}
-    services: dict[int, list[tuple[int, int, str, str, str]]] = {i: [] for i in ids}
-    for wid, parent, position, name, name_en in session.execute(
-        select(
-            WorkerSkill.worker_id,
-            Category.parent_id,
-            Category.position,
-            Category.name,
-            Category.name_en,
-        )
-        .join(Category, Category.id == WorkerSkill.category_id)
-        .where(WorkerSkill.worker_id.in_(ids))
-    ):
-        services[wid].append((parent or 0, position, name, name, name_en))
-    areas: dict[int, list[str]] = {i: [] for i in ids}
-    for wid, name in session.execute(
-        select(WorkerArea.worker_id, WorkerArea.name)
-        .where(WorkerArea.worker_id.in_(ids))
-        .order_by(WorkerArea.id)
-    ):
-        areas[wid].append(name)
-    out = {}
-    for row in session.execute(
+    rows = session.execute(
         select(
             WorkerProfile.id,
             WorkerProfile.kind,
@@ -297,21 +278,50 @@ def cards(session: Session, ids: Sequence[int]) -> dict[int, Card]:
             WorkerProfile.photo_id,
             WorkerProfile.rating_sum,
             WorkerProfile.rating_count,
-        ).where(WorkerProfile.id.in_(ids))
-    ):
-        ordered = sorted(services[row.id])
-        out[row.id] = Card(
-            row.id,
-            row.kind,
-            row.display_name,
-            row.description,
-            row.photo_id,
-            row.rating_sum,
-            row.rating_count,
-            tuple((s[3], s[4]) for s in ordered),
-            tuple(areas[row.id]),
+            Category.parent_id,
+            Category.position,
+            Category.name,
+            Category.name_en,
+            WorkerArea.id,
+            WorkerArea.name,
         )
-    return out
+        .outerjoin(WorkerSkill, WorkerSkill.worker_id == WorkerProfile.id)
+        .outerjoin(Category, Category.id == WorkerSkill.category_id)
+        .outerjoin(WorkerArea, WorkerArea.worker_id == WorkerProfile.id)
+        .where(WorkerProfile.id.in_(ids))
+    ).all()
+    heads: dict[int, tuple[str, str, str, int | None, int, int]] = {}
+    services: dict[int, set[tuple[int, int, str, str]]] = {}
+    areas: dict[int, dict[int, str]] = {}
+    for (
+        wid,
+        kind,
+        name,
+        text,
+        photo,
+        rsum,
+        rcount,
+        parent,
+        pos,
+        sname,
+        sname_en,
+        aid,
+        aname,
+    ) in rows:
+        heads[wid] = (kind, name, text, photo, rsum, rcount)
+        if sname is not None:
+            services.setdefault(wid, set()).add((parent or 0, pos, sname, sname_en))
+        if aid is not None:
+            areas.setdefault(wid, {})[aid] = aname
+    return {
+        wid: Card(
+            wid,
+            *head,
+            tuple((s[2], s[3]) for s in sorted(services.get(wid, ()))),
+            tuple(areas.get(wid, {})[k] for k in sorted(areas.get(wid, {}))),
+        )
+        for wid, head in heads.items()
+    }
 
 
 def reindex_all(session: Session) -> int:

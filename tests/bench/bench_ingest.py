@@ -419,6 +419,9 @@ class Figures:
     lag_max: float
     stored_batches: int
     expected_batches: int
+    within_rate: float
+    within_p50: float
+    within_p99: float
     load: tuple[float, float, float] = field(default_factory=lambda: os.getloadavg())
 
     @property
@@ -479,11 +482,24 @@ def run_benchmark(
 
                 total = int(rate * seconds)
                 sent_rate = load.run(total, rate)
-                wait_until(lambda: recorder.stored >= burst + total, timeout=600, interval=0.2,
+                wait_until(lambda: recorder.stored >= burst + total, timeout=900, interval=0.2,
                            message="the sustained run stored")  # fmt: skip
                 commits = recorder.take()
                 sustained_rate = total / (commits[-1][0] - sent_rate["started"])
                 lag = lags(commits)
+
+                # The same at a rate this control plane keeps up with: the lag without a queue.
+                within = max(10.0, round(0.8 * min(burst_rate, rate), -1))
+                total_within = int(within * seconds)
+                load.run(total_within, within)
+                stored_before = burst + total
+                wait_until(
+                    lambda: recorder.stored >= stored_before + total_within,
+                    timeout=900,
+                    interval=0.2,
+                    message="the run within capacity stored",
+                )
+                lag_within = lags(recorder.take())
             batches = stored_batches(url)
             return Figures(
                 database=db,
@@ -499,7 +515,10 @@ def run_benchmark(
                 lag_p99=percentile(lag, 99),
                 lag_max=max(lag),
                 stored_batches=batches,
-                expected_batches=burst + total,
+                expected_batches=burst + total + total_within,
+                within_rate=within,
+                within_p50=statistics.median(lag_within),
+                within_p99=percentile(lag_within, 99),
             )
     finally:
         if load is not None:
@@ -529,8 +548,9 @@ def section(figures: list[Figures], *, when: str | None = None) -> str:
         "embedded sink) drains the same burst, then the devices publish at a fixed rate.",
         "",
         "| database | devices | ceiling (bare paho) | control plane, burst | share of ceiling "
-        "| offered | sustained stored | lag p50 | lag p99 | lag max | stored once | load avg |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| offered | sustained stored | lag p50 | lag p99 | lag max | within capacity: rate, "
+        "lag p50 / p99 | stored once | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for f in figures:
         once = f.stored_batches == f.expected_batches
@@ -540,7 +560,9 @@ def section(figures: list[Figures], *, when: str | None = None) -> str:
             f"for {f.seconds:.0f} s | {f.sustained_rate:,.0f}/s "
             f"({met(f.sustained_rate >= TARGET_RATE * 0.98)}) | {f.lag_p50 * 1000:.0f} ms "
             f"| {f.lag_p99 * 1000:.0f} ms ({met(f.lag_p99 < TARGET_P99_S)}) "
-            f"| {f.lag_max * 1000:.0f} ms | {'yes' if once else '**no**'} "
+            f"| {f.lag_max * 1000:.0f} ms | {f.within_rate:,.0f}/s: "
+            f"{f.within_p50 * 1000:.0f} / {f.within_p99 * 1000:.0f} ms "
+            f"| {'yes' if once else '**no**'} "
             f"({f.stored_batches:,} batches) "
             f"| {' '.join(f'{x:.1f}' for x in f.load)} |"
         )
@@ -549,8 +571,10 @@ def section(figures: list[Figures], *, when: str | None = None) -> str:
         f"Targets: {TARGET_DEVICES:,} devices, >= {TARGET_RATE:,.0f} batches/s sustained, p99 "
         f"lag < {TARGET_P99_S:.0f} s, >= {TARGET_SHARE:.0%} of the bare subscriber's rate. "
         "Lag is from the device's send time to the commit of the transaction that stored the "
-        "batch. The load generator, Mosquitto, the bare subscriber and the control plane share "
-        "the same CPUs; the load average is the machine's at the end of the run.",
+        "batch; when the offered rate is above what the control plane drains, it is mostly "
+        'time in the queue, so the run is repeated at 80% of the drain rate ("within '
+        'capacity"). The load generator, Mosquitto, the bare subscriber and the control plane '
+        "share the same CPUs; the load average is the machine's at the end of the run.",
         END,
         "",
     ]

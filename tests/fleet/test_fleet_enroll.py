@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _enroll(cp_url: str, token: str, config: Path, *extra: str) -> tuple[int, str]:
     done = edge_cli(
-        "enroll", "--url", cp_url, "--token", token, "--config", str(config),
+        "enroll", "--url", cp_url, f"--token={token}", "--config", str(config),
         "--state-dir", str(config.parent / "state"), *extra,
     )  # fmt: skip
     return done.returncode, done.stdout + done.stderr

@@ -37,5 +37,6 @@ def test_section_replaces_only_its_own_part(tmp_path: Path) -> None:
     text = path.read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     assert "| sqlite | 10 | 20 | 5 | 1.0 ms | 99.0 ms |" in text and "**no**" in text
+    assert text.count("| 0.0 |") == 1  # the load average column
     assert "run now" in text and "run then" not in text
     assert text.rstrip().endswith("keep me")

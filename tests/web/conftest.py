@@ -177,14 +177,16 @@ def login(
 # --- the browser ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in the main thread while
+# it lives, which would break every later test that calls asyncio.run().
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Playwright]:
     """Playwright's sync API, for the whole run."""
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright_session: Playwright) -> Iterator[Browser]:
     """Debian's Chromium (never a downloaded one), shared by the browser tests."""
     browser = launch_chromium(playwright_session)

@@ -93,7 +93,7 @@ def browser(console: Console) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """Debian's Chromium, shared by the workshop's browser tests."""
     with sync_playwright() as playwright:

@@ -2,8 +2,9 @@
 
 The full-text index is per database: an FTS5 table over market_search_docs on SQLite
 (external content, kept in step by control_plane.marketplace.search), a stored generated
-column tsv = to_tsvector('simple', body) with a GIN index on PostgreSQL. Both index text
-already normalised in Python.
+column market_search_tsv = to_tsvector('simple', body) with a GIN index on PostgreSQL.
+Both index text already normalised in Python. These objects are listed in
+control_plane.schema.UNMANAGED_PREFIXES, so autogenerate leaves them alone.
 
 Revision ID: 0004
 Revises: 0001
@@ -281,10 +282,13 @@ def _create_search_index() -> None:
     elif dialect == "postgresql":
         # Stored, so neither matching nor ranking recomputes it (the ORM model leaves it out).
         op.execute(
-            "ALTER TABLE market_search_docs ADD COLUMN tsv tsvector "
+            "ALTER TABLE market_search_docs ADD COLUMN market_search_tsv tsvector "
             "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, body)) STORED"
         )
-        op.execute("CREATE INDEX ix_market_search_docs_tsv ON market_search_docs USING gin (tsv)")
+        op.execute(
+            "CREATE INDEX ix_market_search_docs_tsv ON market_search_docs "
+            "USING gin (market_search_tsv)"
+        )
 
 
 def downgrade() -> None:
@@ -294,7 +298,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS market_search_fts")
     elif dialect == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_market_search_docs_tsv")
-        op.execute("ALTER TABLE market_search_docs DROP COLUMN IF EXISTS tsv")
+        op.execute("ALTER TABLE market_search_docs DROP COLUMN IF EXISTS market_search_tsv")
     with op.batch_alter_table('market_stock', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_market_stock_status'))
 

@@ -385,6 +385,15 @@ class ChartView:
     latest: str
     low: str
     high: str
+    times: list[str]  # the labels of chart.x_ticks
+
+
+def time_label(page: Page, when: dt.datetime, range_name: str) -> str:
+    """A chart's time label: the hour within a day, the date over longer ranges."""
+    local = when.astimezone(page.console.tz)
+    if RANGES[range_name] <= dt.timedelta(days=1):
+        return local.strftime("%H:%M")
+    return local.strftime("%d/%m" if page.lang == "it" else "%m-%d")
 
 
 def _charts(page: Page, db: Session, device: Device, range_name: str) -> list[ChartView]:
@@ -403,6 +412,9 @@ def _charts(page: Page, db: Session, device: Device, range_name: str) -> list[Ch
                 latest=fmt.metric_value(key, chart.latest.value) if chart else "",
                 low=fmt.metric_value(key, chart.low) if chart else "",
                 high=fmt.metric_value(key, chart.high) if chart else "",
+                times=[time_label(page, t.when, range_name) for t in chart.x_ticks]
+                if chart
+                else [],
             )
         )
     return views
@@ -507,7 +519,7 @@ def acknowledge_alert(device_id: str, alert_id: int, page: FleetPage, db: Sessio
 def revoke_form(device_id: str, page: FleetPage, db: SessionDep) -> Response:
     """Ask before taking a PC out of service."""
     device = _device(page, db, device_id)
-    return page.render("fleet/revoke.html", device=DeviceRow.of(device))
+    return page.render("fleet/revoke.html", device=DeviceRow.of(device), error=None)
 
 
 @router.post("/{device_id}/revoke")
