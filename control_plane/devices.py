@@ -71,7 +71,10 @@ def create_device(
 
 
 def revoke_device(session: Session, settings: Settings, device: Device) -> None:
-    """Take a device's broker credentials away."""
+    """Take a device's broker credentials away (the broker then disconnects it)."""
     device.revoked_at = utcnow()
+    # Its will may never be ingested (messages from revoked devices are refused): mark it
+    # offline here so the fleet view tells the truth.
+    device.online = False
     session.flush()
     sync_broker(session, settings)

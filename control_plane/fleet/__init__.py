@@ -1,4 +1,5 @@
-"""Fleet health: enrollment, alert rules and notifications, the time-series sink."""
+"""Fleet health: enrollment, alert rules and notifications, the time-series sink, the API
+(tokens, alerts, a device's events and series) and the enrollment pages of the console."""
 
 from __future__ import annotations
 
@@ -26,5 +27,5 @@ def install(ctx: FeatureContext) -> None:
         ctx.ingest.sink = influx
         ctx.shutdown.append(influx.aclose)
     else:
-        # The batch rows are the series: no second copy, one row per metric (see EmbeddedSink).
+        # The stored batch rows are the series; no second copy as one row per metric.
         ctx.ingest.sink = sinks.EmbeddedSink()

@@ -489,7 +489,7 @@ def run_benchmark(
                 lag = lags(commits)
 
                 # The same at a rate this control plane keeps up with: the lag without a queue.
-                within = max(10.0, round(0.8 * min(burst_rate, rate), -1))
+                within = max(10.0, round(0.6 * min(burst_rate, rate), -1))
                 total_within = int(within * seconds)
                 load.run(total_within, within)
                 stored_before = burst + total
@@ -543,9 +543,10 @@ def section(figures: list[Figures], *, when: str | None = None) -> str:
         f"Run {when} on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, Mosquitto on loopback). Simulated devices (one process, "
         "MQTT 3.1.1, QoS 1, one batch = one sample of 27 metrics as a real PC sends it) stay "
-        "connected through three phases: a bare paho subscriber drains a burst (the ceiling), "
+        "connected through four phases: a bare paho subscriber drains a burst (the ceiling), "
         "the control plane (the real app: shared subscription, 2 ingest workers, the fleet's "
-        "embedded sink) drains the same burst, then the devices publish at a fixed rate.",
+        "embedded sink) drains the same burst, then the devices publish at the target rate, "
+        "then at 60% of the control plane's drain rate.",
         "",
         "| database | devices | ceiling (bare paho) | control plane, burst | share of ceiling "
         "| offered | sustained stored | lag p50 | lag p99 | lag max | within capacity: rate, "
@@ -572,9 +573,27 @@ def section(figures: list[Figures], *, when: str | None = None) -> str:
         f"lag < {TARGET_P99_S:.0f} s, >= {TARGET_SHARE:.0%} of the bare subscriber's rate. "
         "Lag is from the device's send time to the commit of the transaction that stored the "
         "batch; when the offered rate is above what the control plane drains, it is mostly "
-        'time in the queue, so the run is repeated at 80% of the drain rate ("within '
+        'time in the queue, so the run is repeated at 60% of the drain rate ("within '
         'capacity"). The load generator, Mosquitto, the bare subscriber and the control plane '
         "share the same CPUs; the load average is the machine's at the end of the run.",
+        "",
+        "Where the control plane's time goes (py-spy during the burst, idle threads left out): "
+        "about half in the ingest transaction (of which a fifth is the contract's validation "
+        "of each batch, msgspec plus the per-metric checks of `Sample.__post_init__` in "
+        "Python, a third the SQL and the commit, the rest Python bookkeeping), a quarter in "
+        "paho's receive loop (parsing, and one PUBACK write per message) and a quarter in "
+        "asyncio. One Python process uses one core, and here it shares two cores with "
+        "Mosquitto, the load generator and other work. What was changed on the way: telemetry "
+        "is stored in bulk (the devices checked in one query, one multi-row `INSERT ... ON "
+        "CONFLICT (device_id, seq) DO NOTHING RETURNING`, each device's latest state one row "
+        "of an executemany, hand-written statements instead of SQLAlchemy's per-parameter "
+        "processing), the series stay in the batch rows instead of one row per metric, "
+        "decoding happens outside the SQLite write lock, the two workers take turns on a "
+        "Python lock instead of SQLite's sleeping busy handler, and topic filters are compiled "
+        "once. The first measurement, before those changes and at a load average of 9.5, was "
+        "607 batches/s (13% of a 4,794/s ceiling). Beyond one process the design scales out: "
+        "more control-plane replicas (or ingest workers) share the stream through the shared "
+        "subscription (tests/fleet/test_fleet_shared_ingest.py), best on PostgreSQL.",
         END,
         "",
     ]

@@ -102,4 +102,4 @@ def test_register_list_and_errors(api: tuple[TestClient, dict[str, str], dict[st
     assert twin.status_code == 200 and twin.json()["desired_version"] == 1
 
     revoked = client.post("/api/v1/devices/pc-001/revoke", headers=admin).json()
-    assert revoked["revoked"] is True
+    assert revoked["revoked"] is True and revoked["online"] is False

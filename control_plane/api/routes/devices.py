@@ -135,11 +135,14 @@ def get_device(device_id: str, session: SessionDep, _user: FleetUser) -> DeviceP
 
 @router.post("/{device_id}/revoke", response_model=DevicePublic)
 def revoke(
-    device_id: str, session: SessionDep, settings: SettingsDep, _user: FleetUser
+    device_id: str, session: SessionDep, settings: SettingsDep, user: FleetUser
 ) -> DevicePublic:
     """Remove the device's broker credentials."""
     device = _get(session, device_id)
     revoke_device(session, settings, device)
+    audit.record(
+        session, action="device.revoked", object_type="device", object_id=device_id, actor=user
+    )
     return DevicePublic.of(device)
 
 
