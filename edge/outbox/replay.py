@@ -60,6 +60,7 @@ async def drain(
         raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
     buffered: deque[OutboxItem] = deque()
     in_flight: dict[asyncio.Future[None], OutboxItem] = {}
+    acked: list[int] = []  # confirmed by the broker, not yet deleted
     last_id = 0  # the highest id fetched in this round
     caught_up = False  # the last peek reached the end of the outbox
     try:
@@ -85,13 +86,24 @@ async def drain(
                 # Tasks start in creation order, so publish() is entered in id order.
                 in_flight[asyncio.ensure_future(publish(item.topic, item.payload))] = item
             if not in_flight:
+                _flush_acks(outbox, acked)
                 await _idle(wake, poll_interval)
                 caught_up = False
                 continue
             done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-            _settle(outbox, done, in_flight)
+            try:
+                _settle(done, in_flight, acked)
+            finally:
+                # Deleting rows costs a transaction: do it for many confirmed items at once.
+                # A crash before the flush only means those items are sent again, which QoS 1
+                # receivers already expect (every payload carries its seq/id).
+                if len(acked) >= ACK_BATCH:
+                    _flush_acks(outbox, acked)
     finally:
-        await _abandon(outbox, in_flight)
+        try:
+            _flush_acks(outbox, acked)
+        finally:
+            await _abandon(outbox, in_flight)
 
 
 async def _idle(wake: asyncio.Event | None, poll_interval: float) -> None:
@@ -105,23 +117,30 @@ async def _idle(wake: asyncio.Event | None, poll_interval: float) -> None:
             await wake.wait()
 
 
+ACK_BATCH = 128  # confirmed items deleted per transaction during a replay
+
+
+def _flush_acks(outbox: Outbox, acked: list[int]) -> None:
+    """Delete the confirmed items in one transaction."""
+    if acked:
+        outbox.ack(*acked)
+        acked.clear()
+
+
 def _settle(
-    outbox: Outbox,
     done: set[asyncio.Future[None]],
     in_flight: dict[asyncio.Future[None], OutboxItem],
+    acked: list[int],
 ) -> None:
-    """Ack what the broker confirmed; raise the first failure, in id order."""
+    """Note what the broker confirmed; raise the first failure, in id order."""
     failure: BaseException | None = None
-    confirmed: list[int] = []
     for future in sorted(done, key=lambda f: in_flight[f].id):
         item = in_flight.pop(future)
         error = _outcome(future, item)
         if error is None:
-            confirmed.append(item.id)
+            acked.append(item.id)
         elif failure is None:
             failure = error
-    if confirmed:
-        outbox.ack(*confirmed)
     if failure is not None:
         raise failure
 
