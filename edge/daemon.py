@@ -27,7 +27,7 @@ from .outbox import Outbox, OutboxKind, drain
 from .session import OUTBOX_WINDOW, AuthRefused, MqttSession, NotConnected
 from .state import StateFile, atomic_write
 from .vpn import TunnelManager
-from .waking import boot_time, build_button, build_wake_service, scaled_clock
+from .waking import boot_id, boot_time, build_button, build_wake_service, scaled_clock
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class EdgeDaemon:
             on_busy=lambda busy: self.wake.set_busy(job=busy) if self.wake is not None else None,
         )
         self.jobs.env.extra["vpn"] = self.vpn  # the rotate-vpn-key operation drives the tunnel
+        self.jobs.env.extra["boot_id"] = boot_id(config)  # did a reboot really happen?
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         if self.outbox.recovered:

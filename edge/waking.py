@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -111,6 +112,16 @@ def boot_time(config: EdgeConfig, clock: Clock) -> float | None:
 
         return float(psutil.boot_time())
     except Exception:  # no /proc/stat in a container: the boot reason becomes "unknown"
+        return None
+
+
+def boot_id(config: EdgeConfig) -> str | None:
+    """This boot's unique id (the kernel's); a simulated PC gets a new one per daemon start."""
+    if config.paths.fake_rtc:
+        return uuid.uuid4().hex
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
         return None
 
 

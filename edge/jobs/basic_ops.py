@@ -49,7 +49,13 @@ class Reboot(BaseOperation):
     async def run(self, ctx: ExecutionContext, params: RebootParams) -> dict[str, str]:
         """Write down the boot we are leaving, then ask for the reboot."""
         power = _power(ctx)
-        ctx.note({"boot_time": ctx.env.boot_time, "requested_at": ctx.env.clock()})
+        ctx.note(
+            {
+                "boot_time": ctx.env.boot_time,
+                "boot_id": ctx.env.extra.get("boot_id"),
+                "requested_at": ctx.env.clock(),
+            }
+        )
         if params.delay_s:
             await ctx.progress(10, step=f"rebooting in {params.delay_s} s")
             await asyncio.sleep(params.delay_s)
@@ -63,7 +69,13 @@ class Reboot(BaseOperation):
     async def resume(self, ctx: ExecutionContext, note: dict[str, Any]) -> dict[str, str]:
         """Back after the reboot: say whether the machine really restarted."""
         before, now = note.get("boot_time"), ctx.env.boot_time
-        if isinstance(before, int | float) and now is not None and now <= before + 1:
+        old_id, new_id = note.get("boot_id"), ctx.env.extra.get("boot_id")
+        if old_id and new_id:
+            # The kernel's boot id is exact; boot times computed from uptime jitter by ~1 s.
+            same_boot = old_id == new_id
+        else:
+            same_boot = isinstance(before, int | float) and now is not None and now <= before + 1
+        if same_boot:
             # The agent came back on the same boot: the reboot did not happen.
             raise JobFailed("the agent restarted but the PC did not reboot", boot_time=str(now))
         return {"rebooted": "yes", "boot_time": "" if now is None else f"{now:.0f}"}

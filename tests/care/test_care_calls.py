@@ -165,20 +165,24 @@ def test_dropped_browser_then_dropped_pc(env: CareEnv) -> None:
         await asyncio.wait_for(caller.connected.wait(), 20)
         return caller
 
+    def pc_heard_the_drop() -> bool:
+        s = env.edge_status("pc-call-04")["call"]
+        return bool(s["state"] == "idle" and "dropped" in s["last_end_reason"])
+
     async def browser_drops() -> None:
         caller = await connected_call()
-        # The tab goes away without a hang-up.
+        # The network to the browser goes away: no hang-up, and no goodbye on the media path
+        # either (closing our peer connection first would let the PC end the call on its own,
+        # racing the control plane's message).
         caller.ws.transport.abort()
-        await caller.close()
+        try:
+            await asyncio.to_thread(
+                wait_until, pc_heard_the_drop, message="the PC hears the caller is gone"
+            )
+        finally:
+            await caller.close()
 
     asyncio.run(browser_drops())
-    wait_until(
-        lambda: (
-            (s := env.edge_status("pc-call-04")["call"])["state"] == "idle"
-            and "dropped" in s["last_end_reason"]
-        ),
-        message="the PC hears the caller is gone",
-    )
     assert env.calls(ben)[-1].end_reason == "dropped"
 
     async def pc_drops() -> None:
