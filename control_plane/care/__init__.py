@@ -29,6 +29,11 @@ def install(ctx: FeatureContext) -> None:
     ctx.shutdown.append(relay.stop)
     ctx.shutdown.append(notifier.astop)
     ctx.api.include_router(api.router)
+    # A job with a maintenance window waits while the PC is in a call.
+    from ..jobs import register_busy_check
+    from .calls import devices_in_a_call
+
+    register_busy_check(devices_in_a_call)
 
     interval = ctx.settings.care_urgent_renotify_s
 

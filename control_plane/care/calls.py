@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -258,3 +259,17 @@ def beneficiary_of_call(session: Session, call_id: int) -> Beneficiary | None:
     """The beneficiary a call was made to."""
     call = session.get(Call, call_id)
     return None if call is None else session.get(Beneficiary, call.beneficiary_id)
+
+
+def devices_in_a_call(session: Session, device_ids: Sequence[str]) -> set[str]:
+    """Which of ``device_ids`` hold a live call lock: the jobs' maintenance-window busy check."""
+    if not device_ids:
+        return set()
+    fresh = utcnow() - dt.timedelta(seconds=LOCK_STALE_S)
+    return set(
+        session.execute(
+            select(CallLock.device_id).where(
+                CallLock.device_id.in_(list(device_ids)), CallLock.heartbeat_at > fresh
+            )
+        ).scalars()
+    )

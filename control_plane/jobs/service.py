@@ -73,8 +73,9 @@ _busy_checks: list[BusyCheck] = []
 
 
 def register_busy_check(check: BusyCheck) -> None:
-    """Let a feature (calls) say which of the given devices are busy right now."""
-    _busy_checks.append(check)
+    """Let a feature (calls) say which of the given devices are busy right now (once)."""
+    if check not in _busy_checks:
+        _busy_checks.append(check)
 
 
 def unregister_busy_check(check: BusyCheck) -> None:
