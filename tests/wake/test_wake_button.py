@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from edge.button import PATTERNS, HelpButton, LedState
+from tests.support.wait import wait_until
 
 BUTTON, LED = 17, 27
 HOLD = 0.05
 
 
 def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.002)
+    wait_until(cond, timeout=timeout, interval=0.002)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from edge.wake.planner import ONE_DAY_S, RtcCapabilities
 from edge.wake.power import RecordingPower
 from edge.wake.rtc import FakeRtcDir, RtcBackend, SysfsRtc
 from edge.wake.service import WakeService
+from tests.support.wait import async_wait_until
 
 ROME = ZoneInfo("Europe/Rome")
 UNLIMITED = RtcCapabilities(max_ahead_s=None, local_time=False)
@@ -158,10 +158,7 @@ def test_run_loop_powers_off_once_the_window_is_over(tmp_path: Path) -> None:
 
 
 async def _until(cond: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
+    await async_wait_until(cond, timeout=timeout, interval=0.005)
 
 
 def test_malformed_schedule_is_rejected_and_the_alarm_stays(tmp_path: Path) -> None:
