@@ -397,11 +397,20 @@ class EdgeDaemon:
             await self.session.connected.wait()
             try:
                 await drain(
-                    self.outbox, self.session.publish, wake=self._outbox_wake, window=OUTBOX_WINDOW
+                    self.outbox,
+                    self.session.publish,
+                    wake=self._outbox_wake,
+                    window=OUTBOX_WINDOW,
+                    abort=self.session.disconnected,
                 )
-            except ConnectionError:
-                # Disconnected mid-drain: unacked rows stay and are replayed in order.
-                await self.session.disconnected.wait()
+            except ConnectionError as exc:
+                # Unacked rows stay and are replayed in order. Disconnected: wait for the next
+                # connection. A PUBACK that timed out on a live connection: try again shortly
+                # (never wait for a disconnect that may not come: the queue would stall).
+                if self.session.connected.is_set():
+                    log.warning("outbox: %s; replaying again", exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.session.disconnected.wait(), 1.0)
             finally:
                 self._write_status()
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +17,7 @@ from control_plane.models import ApiToken, Role, User
 from control_plane.security import hash_password, new_token, token_hash
 from tests.support.broker import CP_PASSWORD, CP_USER, Mosquitto
 from tests.support.postgres import fresh_database
+from tests.support.wait import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +66,13 @@ def make_settings(db_url: str, broker: Mosquitto | None, **overrides: object) ->
         "mqtt_keepalive": 10,
     }
     if broker is not None:
+        # Every test's control plane is a site of its own on the shared broker: its own MQTT
+        # client id (two with one id take the session from each other in turn) and its own
+        # ingest group (two in one group would each get half of the devices' messages).
+        instance = f"test-{uuid.uuid4().hex[:8]}"
         values.update(
+            mqtt_instance=instance,
+            ingest_share_group=f"ingest-{instance}",
             mqtt_host=broker.host,
             mqtt_port=broker.port,
             broker_password_file=broker.password_file,
@@ -90,6 +99,21 @@ def add_user(db_url: str, email: str, role: Role, password: str = "pw-secret-1")
         session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), name="test"))
     factory.kw["bind"].dispose()
     return token
+
+
+def wait_mqtt_ready(app: Any, timeout: float = 20.0) -> None:
+    """Wait until the app's MQTT connection is up and subscribed (if it has one).
+
+    Until then a device's message reaches no subscriber and the broker drops it, as it
+    should: tests must not publish into that window.
+    """
+    mqtt = app.state.mqtt
+    if mqtt is not None:
+        wait_until(
+            lambda: mqtt.connected.is_set() or mqtt.auth_failed,
+            timeout=timeout,
+            message="the control plane's MQTT connection",
+        )
 
 
 class ControlPlane:
@@ -132,4 +156,5 @@ def control_plane(tmp_path: Path, broker: Mosquitto) -> Iterator[ControlPlane]:
     token = add_user(url, "admin@example.org", Role.ADMIN)
     settings = make_settings(url, broker)
     with TestClient(create_app(settings)) as client:
+        wait_mqtt_ready(client.app)
         yield ControlPlane(client, settings, token)

@@ -10,8 +10,9 @@ from control_plane.db import make_engine
 target_metadata = schema.metadata()
 
 
-def include_object(obj: object, name: str | None, type_: str, reflected: bool,
-                   compare_to: object) -> bool:
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     """Leave raw-SQL objects (full-text indexes) out of autogenerate's comparison."""
     return not (reflected and compare_to is None and schema.is_unmanaged(name))
 

@@ -21,7 +21,6 @@ are harmless because every payload carries its sequence number or id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -50,8 +49,15 @@ async def drain(
     batch: int = 256,
     wake: asyncio.Event | None = None,
     poll_interval: float = 1.0,
+    abort: asyncio.Event | None = None,
 ) -> None:
-    """Publish queued items in id order until cancelled; re-raise the first publish failure."""
+    """Publish queued items in id order until cancelled; re-raise the first publish failure.
+
+    ``abort`` (the session's "disconnected" event) ends the round at once with
+    ConnectionError: a client does not fail the publishes it had in flight when its
+    connection dropped (aiomqtt waits out each one's timeout), and waiting for them would
+    hold the replay back after the session is connected again.
+    """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     if batch < 1:
@@ -63,6 +69,7 @@ async def drain(
     acked: list[int] = []  # confirmed by the broker, not yet deleted
     last_id = 0  # the highest id fetched in this round
     caught_up = False  # the last peek reached the end of the outbox
+    aborted = asyncio.ensure_future(_until(abort)) if abort is not None else None
     try:
         while True:
             # Once caught up, look again only when told there is something new (wake) or,
@@ -87,10 +94,13 @@ async def drain(
                 in_flight[asyncio.ensure_future(publish(item.topic, item.payload))] = item
             if not in_flight:
                 _flush_acks(outbox, acked)
-                await _idle(wake, poll_interval)
+                await _idle(wake, poll_interval, aborted)
+                _check_abort(aborted)
                 caught_up = False
                 continue
-            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            waiting = [*in_flight, aborted] if aborted is not None else in_flight
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            _check_abort(aborted)
             try:
                 _settle(done, in_flight, acked)
             finally:
@@ -100,21 +110,38 @@ async def drain(
                 if len(acked) >= ACK_BATCH:
                     _flush_acks(outbox, acked)
     finally:
+        if aborted is not None:
+            aborted.cancel()
         try:
             _flush_acks(outbox, acked)
         finally:
             await _abandon(outbox, in_flight)
 
 
-async def _idle(wake: asyncio.Event | None, poll_interval: float) -> None:
-    """Wait for new items: the wake event, or at most `poll_interval`."""
-    if wake is None:
+async def _until(event: asyncio.Event) -> None:
+    await event.wait()
+
+
+def _check_abort(aborted: asyncio.Future[None] | None) -> None:
+    if aborted is not None and aborted.done():
+        raise ConnectionError("the connection to the broker was lost")
+
+
+async def _idle(
+    wake: asyncio.Event | None, poll_interval: float, aborted: asyncio.Future[None] | None
+) -> None:
+    """Wait for new items: the wake event, or at most `poll_interval` (or until aborted)."""
+    if wake is None and aborted is None:
         await asyncio.sleep(poll_interval)
         return
     # Still bounded: a put from another thread or process can't set an asyncio.Event.
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(poll_interval):
-            await wake.wait()
+    waiter = asyncio.ensure_future(_until(wake)) if wake is not None else None
+    waiting = [f for f in (waiter, aborted) if f is not None]
+    try:
+        await asyncio.wait(waiting, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if waiter is not None:
+            waiter.cancel()
 
 
 ACK_BATCH = 128  # confirmed items deleted per transaction during a replay

@@ -16,7 +16,7 @@ from control_plane.db import make_engine, make_sessionmaker, migrate, transactio
 from control_plane.models import AuditEntry, Beneficiary, CaregiverAssignment, Role, User
 from edge.calls.config import CallConfig
 from tests.care.turn import Coturn
-from tests.conftest import add_user, make_settings
+from tests.conftest import add_user, make_settings, wait_mqtt_ready
 from tests.support.broker import Mosquitto
 from tests.support.browser import LiveServer
 from tests.support.edge import EdgeProcess, write_edge_config
@@ -54,6 +54,7 @@ class CareEnv:
 
     def start(self) -> CareEnv:
         self.server.start()
+        wait_mqtt_ready(self.app)
         return self
 
     def stop(self) -> None:

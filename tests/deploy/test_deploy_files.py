@@ -17,9 +17,18 @@ FILES = ROOT / "images" / "files"
 @pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible-core not installed")
 def test_playbooks_pass_syntax_check() -> None:
     r = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "--syntax-check", "playbooks/edge.yml",
-         "playbooks/control-plane.yml"],
-        cwd=ROOT / "ansible", capture_output=True, text=True, timeout=120,
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "--syntax-check",
+            "playbooks/edge.yml",
+            "playbooks/control-plane.yml",
+        ],
+        cwd=ROOT / "ansible",
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
     )
     assert r.returncode == 0, r.stdout + r.stderr
@@ -51,11 +60,16 @@ def _firstboot(tmp_path: Path, search: str) -> subprocess.CompletedProcess[str]:
     fake_systemctl = tmp_path / "systemctl"
     fake_systemctl.write_text(f'#!/bin/sh\necho "systemctl $*" >> {calls}\n')
     fake_systemctl.chmod(0o755)
-    env = {**os.environ, "DIFRONTE_CONFIG": str(tmp_path / "edge.toml"),
-           "DIFRONTE_EDGE": str(fake_edge), "DIFRONTE_SYSTEMCTL": str(fake_systemctl),
-           "DIFRONTE_ENROLL_SEARCH": search}
-    return subprocess.run([str(FILES / "difronte-firstboot")], env=env, capture_output=True,
-                          text=True, timeout=30)
+    env = {
+        **os.environ,
+        "DIFRONTE_CONFIG": str(tmp_path / "edge.toml"),
+        "DIFRONTE_EDGE": str(fake_edge),
+        "DIFRONTE_SYSTEMCTL": str(fake_systemctl),
+        "DIFRONTE_ENROLL_SEARCH": search,
+    }
+    return subprocess.run(
+        [str(FILES / "difronte-firstboot")], env=env, capture_output=True, text=True, timeout=30
+    )
 
 
 def test_firstboot_enrolls_once_and_removes_the_token(tmp_path: Path) -> None:
@@ -65,8 +79,10 @@ def test_firstboot_enrolls_once_and_removes_the_token(tmp_path: Path) -> None:
     r = _firstboot(tmp_path, f"{tmp_path}/boot/difronte-enroll.txt {enroll}")
     assert r.returncode == 0, r.stderr
     calls = (tmp_path / "calls.log").read_text().splitlines()
-    assert calls[0] == (f"edge enroll --url https://cp.example.org --token tok-123456789 "
-                        f"--config {tmp_path / 'edge.toml'}")
+    assert calls[0] == (
+        f"edge enroll --url https://cp.example.org --token tok-123456789 "
+        f"--config {tmp_path / 'edge.toml'}"
+    )
     assert calls[1] == "systemctl enable --now difronte-edge.service"
     assert not enroll.exists()  # the spent token is not left on the stick
     again = _firstboot(tmp_path, str(enroll))

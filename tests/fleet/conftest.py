@@ -15,7 +15,7 @@ from control_plane.app import create_app
 from control_plane.config import Settings
 from control_plane.db import migrate
 from control_plane.models import Role
-from tests.conftest import ControlPlane, add_user, make_settings
+from tests.conftest import ControlPlane, add_user, make_settings, wait_mqtt_ready
 from tests.fleet.fleet_support import Db, DeepQueueMosquitto
 from tests.support.broker import Mosquitto
 from tests.support.browser import LiveServer
@@ -53,7 +53,13 @@ def start_live_control_plane(
     admin = add_user(url, "admin@example.org", Role.ADMIN)
     manager = add_user(url, "fleet@example.org", Role.FLEET_MANAGER)
     settings = make_settings(url, broker, mqtt_backoff_cap_s=1.0, **overrides)
-    server = LiveServer(create_app(settings)).start()
+    app = create_app(settings)
+    server = LiveServer(app).start()
+    try:
+        wait_mqtt_ready(app)
+    except BaseException:
+        server.stop()
+        raise
     cp = LiveControlPlane(
         url=server.url,
         settings=settings,
@@ -83,6 +89,7 @@ def control_plane_on(
     token = add_user(url, "admin@example.org", Role.ADMIN)
     settings = make_settings(url, broker, mqtt_backoff_cap_s=1.0, **overrides)
     with TestClient(create_app(settings)) as client:
+        wait_mqtt_ready(client.app)
         yield ControlPlane(client, settings, token)
 
 

@@ -308,11 +308,17 @@ def in_process_edge(
 
 def wait_for_seqs(db: Db, device_id: str, expected: set[int], timeout: float = 60) -> list[int]:
     """Wait until the device's stored sequence numbers include ``expected``."""
+
+    def stored() -> list[int]:
+        seqs = db.seqs(device_id)
+        missing = expected - set(seqs)
+        assert not missing, (
+            f"{len(seqs)} stored, {len(missing)} missing (first {sorted(missing)[:5]})"
+        )
+        return seqs
+
     return wait_until(
-        lambda: (seqs := db.seqs(device_id)) and expected <= set(seqs) and seqs,
-        timeout=timeout,
-        interval=0.2,
-        message=f"{len(expected)} batches of {device_id} stored",
+        stored, timeout=timeout, interval=0.2, message=f"{len(expected)} batches of {device_id}"
     )
 
 

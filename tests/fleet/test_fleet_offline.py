@@ -4,6 +4,8 @@ damaged outbox file — against the real Mosquitto and the real control-plane in
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -121,6 +123,57 @@ def test_a_week_offline_replays_everything_in_order_once(
     assert len(times) == samples + 1
     assert [round(b - a) for a, b in itertools.pairwise(times)] == [STEP_S] * samples
     assert times[0] == pytest.approx(start) and times[-1] - times[0] == WEEK_S
+
+
+def test_publishes_in_flight_when_the_broker_dies_do_not_hold_the_replay_back(
+    own_broker: Mosquitto, cp_db: Db, tmp_path: Path
+) -> None:
+    # The broker hangs (SIGSTOP) with batches sent but not acknowledged, then dies. The
+    # client never fails those publishes itself (they would wait out their 15 s timeout);
+    # the outbox must replay them on the next connection, not wait for a disconnect.
+    device_id = "pc-hung-01"
+    password = _register(cp_db, own_broker, device_id)
+    settings = make_settings(str(cp_db.engine.url), own_broker, mqtt_backoff_cap_s=0.5)
+    config = write_edge_config(
+        tmp_path,
+        device_id,
+        password,
+        own_broker,
+        telemetry=TelemetryConfig(interval_s=0.001, batch_max=1),
+        wake=WakeConfig(enabled=False),
+        vpn=VpnConfig(enabled=False),
+    )
+    clock = FakeClock(time.time() - 3600)
+    collector = GatedCollector(clock, STEP_S)
+    ingest = IngestRunner(settings).start()
+    try:
+        with in_process_edge(config, clock, collector) as edge:
+            daemon = edge.daemon
+            collector.allow(1)
+            wait_for_seqs(cp_db, device_id, {1})
+            assert own_broker.proc is not None
+            os.kill(own_broker.proc.pid, signal.SIGSTOP)
+            collector.allow(3)
+            wait_until(
+                lambda: collector.taken == 4 and daemon.outbox.depth() >= 3,
+                message="three batches sent to the hung broker",
+            )
+            port = daemon.config.mqtt.port
+            daemon.config.mqtt.port = free_port()  # back only once the ingest is
+            own_broker.proc.kill()
+            own_broker.proc.wait(5)
+            own_broker.proc = None
+            wait_until(lambda: not daemon.session.connected.is_set(), message="the device offline")
+            own_broker.start()
+            wait_until(lambda: ingest.connected, timeout=20, message="the control plane back")
+            daemon.config.mqtt.port = port
+            # Well inside the hung publishes' 15 s timeout, and long after it: before the
+            # fix, the replay waited for a disconnect that never came.
+            seqs = wait_for_seqs(cp_db, device_id, {1, 2, 3, 4}, timeout=40)
+            wait_until(lambda: daemon.outbox.depth() == 0, message="the outbox drained")
+    finally:
+        ingest.stop()
+    assert seqs == [1, 2, 3, 4]
 
 
 def _fill_outbox(state_dir: Path, device_id: str, count: int) -> None:

@@ -12,7 +12,7 @@ from control_plane.app import create_app
 from control_plane.db import migrate
 from control_plane.models import Role
 from edge import protocol as p
-from tests.conftest import add_user, make_settings
+from tests.conftest import add_user, make_settings, wait_mqtt_ready
 from tests.support.broker import CP_PASSWORD, CP_USER, Mosquitto
 from tests.support.edge import EdgeProcess, write_edge_config
 from tests.support.wait import wait_until
@@ -27,6 +27,7 @@ def test_broker_restart_reconnects_and_restores_subscriptions(
     migrate(url)
     headers = {"Authorization": f"Bearer {add_user(url, 'admin@example.org', Role.ADMIN)}"}
     with TestClient(create_app(make_settings(url, own_broker, mqtt_keepalive=5))) as client:
+        wait_mqtt_ready(client.app)
         r = client.post("/api/v1/devices", json={"id": "pc-restart"}, headers=headers)
         password = r.json()["mqtt_password"]
         edge = EdgeProcess(

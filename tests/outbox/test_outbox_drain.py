@@ -186,6 +186,50 @@ def test_cancelling_drain_acks_what_was_confirmed_and_leaves_the_rest(outbox: Ou
     assert [item.payload for item in outbox.peek(limit=1000)] == payloads[10:]
 
 
+def test_a_lost_connection_ends_the_round_without_waiting_for_hung_publishes(
+    outbox: Outbox,
+) -> None:
+    # A client does not fail what it had in flight when the connection drops: those
+    # publishes hang until their own timeout. The disconnect must end the round at once.
+    payloads = fill(outbox, 40)
+    confirmed: list[bytes] = []
+    hung = asyncio.Event()  # never set
+
+    async def publish(topic: str, payload: bytes) -> None:
+        if int(payload) >= 5:
+            await hung.wait()
+        confirmed.append(payload)
+
+    async def main() -> None:
+        disconnected = asyncio.Event()
+        task = asyncio.create_task(drain(outbox, publish, window=8, abort=disconnected))
+        await async_wait_until(lambda: len(confirmed) == 5, message="five confirmed")
+        disconnected.set()
+        with pytest.raises(ConnectionError, match="connection to the broker was lost"):
+            async with asyncio.timeout(5):
+                await task
+
+    run(main)
+    assert [item.payload for item in outbox.peek(limit=1000)] == payloads[5:]
+
+
+def test_a_lost_connection_ends_an_idle_round(outbox: Outbox) -> None:
+    async def main() -> None:
+        disconnected = asyncio.Event()
+        wake = asyncio.Event()
+        task = asyncio.create_task(
+            drain(outbox, FakeBroker().publish, wake=wake, poll_interval=3600, abort=disconnected)
+        )
+        await asyncio.sleep(0.05)  # idle: nothing queued, the next poll an hour away
+        assert not task.done()
+        disconnected.set()
+        with pytest.raises(ConnectionError):
+            async with asyncio.timeout(5):
+                await task
+
+    run(main)
+
+
 def test_drain_accepts_any_awaitable_publish(outbox: Outbox) -> None:
     fill(outbox, 5)
     sent: list[bytes] = []

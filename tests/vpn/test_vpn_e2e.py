@@ -30,7 +30,7 @@ from control_plane.app import create_app
 from control_plane.db import migrate
 from control_plane.models import Role
 from edge.config import MqttConfig, VpnConfig
-from tests.conftest import add_user, make_settings
+from tests.conftest import add_user, make_settings, wait_mqtt_ready
 from tests.support.broker import Mosquitto
 from tests.support.browser import LiveServer
 from tests.support.edge import write_edge_config
@@ -185,6 +185,7 @@ def world(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 mp.setenv(name, value)
             app = create_app(make_settings(url, broker), run_migrations=False)
         server = LiveServer(app).start()
+        wait_mqtt_ready(app)
         lab.forward(hub_ns, CP_PORT_IN_NS, server.port)
         yield World(
             lab, tmp, broker, hub, hub_ns, server, {"Authorization": f"Bearer {admin}"}, tech
