@@ -15,9 +15,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gpiozero import LED, Button
-from gpiozero.pins import Factory
+if TYPE_CHECKING:
+    from gpiozero.pins import Factory
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ class HelpButton:
     ) -> None:
         if not hold_time > 0:
             raise ValueError(f"hold_time: must be > 0 seconds, got {hold_time!r}")
+        # Imported here: most PCs have no button, and gpiozero costs the daemon ~5 MB.
+        from gpiozero import LED, Button
+
         self._on_help = on_help
         self._wake_screen = wake_screen
         self._lock = threading.Lock()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["UploadError", "upload_report"]
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class UploadError(Exception):
@@ -23,6 +25,8 @@ def upload_report(
     timeout: float = 30.0,
 ) -> Any:
     """POST the report as JSON (bearer token if given); return the server's JSON answer or None."""
+    import httpx  # on demand: the idle daemon does without it
+
     if not url.startswith(("https://", "http://")):
         raise UploadError(f"url: expected an http(s) URL, got {url!r}")
     headers = {"Accept": "application/json"}

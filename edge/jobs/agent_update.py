@@ -32,10 +32,9 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
 import msgspec
 from msgspec import Meta
 
@@ -44,6 +43,9 @@ from edge.state import atomic_write
 
 from .device_http import ssl_context
 from .operations import AwaitRestart, BaseOperation, ExecutionContext, JobFailed, JobRejected
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,8 @@ async def download(
 
     The file appears at ``dest`` only when its hash matches; nothing is left otherwise.
     """
+    import httpx  # on demand: the idle daemon does without it
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["DeviceHttp", "HttpFailed", "ssl_context"]
+
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HttpFailed(Exception):
@@ -51,6 +53,8 @@ class DeviceHttp:
         self._transport = transport
 
     def _client(self, password: str | None = None) -> httpx.AsyncClient:
+        import httpx  # on demand: the idle daemon does without it
+
         return httpx.AsyncClient(
             base_url=f"{self.base_url}/api/v1/devices/{self.device_id}",
             auth=httpx.BasicAuth(self.device_id, password or self._password()),
@@ -68,6 +72,8 @@ class DeviceHttp:
         params: Mapping[str, str] | None = None,
         password: str | None = None,
     ) -> Any:
+        import httpx  # on demand: the idle daemon does without it
+
         if not self.base_url.startswith(("https://", "http://")):
             raise HttpFailed(f"control_plane_url: not configured (got {self.base_url!r})")
         url = f"{self.base_url}/api/v1/devices/{self.device_id}/{path}"

@@ -16,9 +16,6 @@ import os
 import stat
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
 log = logging.getLogger(__name__)
 
 KEY_LEN = 32
@@ -31,26 +28,53 @@ class WireGuardKeyError(ValueError):
 
 
 def generate_private_key() -> bytes:
-    """32 random bytes of a fresh X25519 private key (clamped, as WireGuard expects)."""
-    raw = X25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.Raw,
-        serialization.PrivateFormat.Raw,
-        serialization.NoEncryption(),
-    )
-    # X25519 clamps when it uses the key; wg genkey also stores it clamped, so do we.
-    clamped = bytearray(raw)
-    clamped[0] &= 248
-    clamped[31] = (clamped[31] & 127) | 64
-    return bytes(clamped)
+    """32 random bytes of a fresh X25519 private key, clamped, as ``wg genkey`` makes them."""
+    key = bytearray(os.urandom(KEY_LEN))
+    key[0] &= 248
+    key[31] = (key[31] & 127) | 64
+    return bytes(key)
+
+
+# X25519 (RFC 7748, section 5) for the one thing the daemon needs it for: the public half of
+# its own key. A few lines of integer arithmetic instead of the cryptography package, which
+# would cost the always-running daemon about 6 MB; the key never meets an attacker here (no
+# shared secret is computed, no timing is observable from outside), and tests check it
+# against cryptography's X25519 and RFC 7748's vectors.
+_P = 2**255 - 19
+_A24 = 121665
+_BASE_U = 9
+
+
+def _x25519(scalar: bytes, u: int) -> bytes:
+    k = int.from_bytes(scalar, "little")
+    k &= ~7
+    k &= ~(128 << 8 * 31)
+    k |= 64 << 8 * 31
+    x1, x2, z2, x3, z3 = u, 1, 0, u, 1
+    swap = 0
+    for t in reversed(range(255)):
+        bit = (k >> t) & 1
+        swap ^= bit
+        if swap:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = bit
+        a, b = (x2 + z2) % _P, (x2 - z2) % _P
+        aa, bb = a * a % _P, b * b % _P
+        e = (aa - bb) % _P
+        c, d = (x3 + z3) % _P, (x3 - z3) % _P
+        da, cb = d * a % _P, c * b % _P
+        x3, z3 = (da + cb) ** 2 % _P, x1 * (da - cb) ** 2 % _P
+        x2, z2 = aa * bb % _P, e * (aa + _A24 * e) % _P
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, _P - 2, _P) % _P).to_bytes(KEY_LEN, "little")
 
 
 def public_key(private: bytes) -> bytes:
-    """The X25519 public key of ``private``."""
-    return (
-        X25519PrivateKey.from_private_bytes(private)
-        .public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    )
+    """The X25519 public key of ``private`` (what ``wg pubkey`` prints, before base64)."""
+    if len(private) != KEY_LEN:
+        raise WireGuardKeyError(f"private key: must be {KEY_LEN} bytes, got {len(private)}")
+    return _x25519(private, _BASE_U)
 
 
 def to_base64(key: bytes) -> str:

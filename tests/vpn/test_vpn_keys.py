@@ -49,6 +49,38 @@ def test_public_key_matches_wg_pubkey() -> None:
     assert to_base64(public_key(private)) == out.stdout.strip()
 
 
+@pytest.mark.parametrize(
+    ("private", "public"),
+    [  # RFC 7748, section 6.1: Alice's and Bob's key pairs
+        (
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+            "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a",
+        ),
+        (
+            "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+            "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f",
+        ),
+    ],
+)
+def test_public_key_matches_rfc_7748(private: str, public: str) -> None:
+    assert public_key(bytes.fromhex(private)).hex() == public
+
+
+def test_public_key_matches_the_cryptography_package() -> None:
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    for private in [generate_private_key() for _ in range(50)] + [os.urandom(32)]:
+        theirs = X25519PrivateKey.from_private_bytes(private).public_key()
+        raw = theirs.public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+        assert public_key(private) == raw
+
+
+def test_public_key_refuses_a_key_of_the_wrong_length() -> None:
+    with pytest.raises(WireGuardKeyError, match="must be 32 bytes, got 31"):
+        public_key(b"x" * 31)
+
+
 def test_generated_keys_are_clamped_and_distinct() -> None:
     keys = {generate_private_key() for _ in range(20)}
     assert len(keys) == 20
