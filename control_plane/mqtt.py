@@ -22,9 +22,13 @@ from aiomqtt.exceptions import MqttConnectError
 from edge import protocol as p
 
 from .config import Settings
+from .mqtt_wire import ConnectRefused, Messages, MqttWireError, SubscriberConnection
 from .periodic import run_in_thread_to_completion
 
 log = logging.getLogger(__name__)
+
+QUEUE_HIGH = 50_000  # messages queued for storage above which ingest stops reading
+QUEUE_LOW = 10_000
 
 _AUTH_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 and 5 "bad credentials" / "not authorised"
 BatchHandler = Callable[[Sequence[tuple[str, bytes]]], None]
@@ -54,13 +58,6 @@ def _matches(flt: str, topic: str) -> bool:
     return _filter_regex(flt).match(topic) is not None
 
 
-def _plain_filter(flt: str) -> str:
-    """``$share/group/a/+/b`` -> ``a/+/b``: what a shared subscription's messages match."""
-    if flt.startswith("$share/"):
-        return flt.split("/", 2)[2]
-    return flt
-
-
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     """Full-jitter exponential backoff (aiomqtt / AWS architecture blog)."""
     return random.uniform(0, min(cap, base * 2**attempt))
@@ -84,15 +81,23 @@ class MqttService:
         *,
         workers: int = 2,
         batch_max: int = 500,
+        linger_s: float = 0.01,
     ) -> None:
         self._settings = settings
         self._handle_batch = handle_batch
         self._subscriptions = list(subscriptions)
         self._workers = workers
         self._batch_max = batch_max
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=50_000)
+        self._linger_s = linger_s
+        # Unbounded, but the ingest connection stops reading above QUEUE_HIGH (the broker then
+        # holds what comes) and reads again below QUEUE_LOW.
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._client: aiomqtt.Client | None = None
-        self.connected = asyncio.Event()
+        self._ingest: SubscriberConnection | None = None
+        self._paused = False
+        self._control_up = False
+        self._ingest_up = False
+        self.connected = asyncio.Event()  # both connections up, every subscription made
         self.auth_failed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._on_connect: list[Callable[[], Awaitable[None]]] = []
@@ -119,21 +124,22 @@ class MqttService:
 
             self._tasks.append(asyncio.get_running_loop().create_task(_subscribe_now()))
 
-    def _dispatch_listeners(self, topic: str, payload: bytes) -> bool:
-        """Call the listeners matching ``topic``; True when ingest subscribed to it as well."""
+    def _dispatch_listeners(self, topic: str, payload: bytes) -> None:
+        """Call the listeners matching ``topic``."""
         for flt, callback in self._listeners:
             if _matches(flt, topic):
                 try:
                     callback(topic, payload)
                 except Exception:
                     log.exception("mqtt listener for %s failed", flt)
-        if not self._listeners:
-            return True
-        return any(_matches(_plain_filter(flt), topic) for flt in self._subscriptions)
 
     async def start(self) -> None:
-        """Start the connection loop and the workers in the background."""
+        """Start the connection loops and the workers in the background."""
         self._tasks.append(asyncio.create_task(self._connection_loop(), name="cp-mqtt"))
+        if self._subscriptions:
+            self._tasks.append(asyncio.create_task(self._ingest_loop(), name="cp-mqtt-ingest"))
+        else:
+            self._ingest_up = True
         for i in range(self._workers):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"cp-ingest-{i}"))
 
@@ -182,30 +188,21 @@ class MqttService:
                     logger=log,
                 ) as client:
                     self._client = client
-                    for flt in self._subscriptions:
-                        await client.subscribe(flt, qos=1)
                     for flt, _callback in self._listeners:
                         await client.subscribe(flt, qos=1)
                     birth = p.CpStatus(ts=p.now(), online=True, instance=s.mqtt_instance)
                     await client.publish(
                         p.topic(p.TopicKind.CP_STATUS), p.encode(birth), qos=1, retain=True
                     )
-                    self.connected.set()
                     attempt = 0
                     log.info("connected to mqtt://%s:%d", s.mqtt_host, s.mqtt_port)
-                    for callback in self._on_connect:
-                        await callback()
+                    await self._set_up(control=True)
                     async for message in client.messages:
                         payload = message.payload
                         data = payload if isinstance(payload, bytes) else str(payload).encode()
-                        if self._dispatch_listeners(message.topic.value, data):
-                            item = (message.topic.value, data)
-                            try:
-                                self._queue.put_nowait(item)  # the common case, no await
-                            except asyncio.QueueFull:
-                                await self._queue.put(item)
+                        self._dispatch_listeners(message.topic.value, data)
             except aiomqtt.MqttError as exc:
-                self.connected.clear()
+                self._set_down(control=True)
                 self._client = None
                 if is_auth_failure(exc):
                     self.auth_failed = True
@@ -217,9 +214,89 @@ class MqttService:
                     log.warning("mqtt connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(delay)
 
+    async def _set_up(self, *, control: bool = False, ingest: bool = False) -> None:
+        """Note a connection up; once both are, the service is connected (on_connect runs)."""
+        self._control_up |= control
+        self._ingest_up |= ingest
+        if self._control_up and self._ingest_up and not self.connected.is_set():
+            self.connected.set()
+            for callback in self._on_connect:
+                await callback()
+
+    def _set_down(self, *, control: bool = False, ingest: bool = False) -> None:
+        if control:
+            self._control_up = False
+        if ingest:
+            self._ingest_up = False
+        self.connected.clear()
+
+    def _received(self, messages: Messages) -> None:
+        """From the ingest connection: queue for the workers, and hold the socket if behind."""
+        put = self._queue.put_nowait
+        for item in messages:
+            put(item)
+        if self._queue.qsize() > QUEUE_HIGH and self._ingest is not None and not self._paused:
+            self._paused = True
+            self._ingest.pause_reading()
+
+    def _drained(self) -> None:
+        if self._paused and self._queue.qsize() < QUEUE_LOW:
+            self._paused = False
+            if self._ingest is not None:
+                self._ingest.resume_reading()
+
+    async def _ingest_loop(self) -> None:
+        """The device streams, on a lean subscriber connection of their own (mqtt_wire)."""
+        s = self._settings
+        attempt = 0
+        while True:
+            try:
+                connection = await SubscriberConnection.open(
+                    s.mqtt_host,
+                    s.mqtt_port,
+                    client_id=f"difronte-cp-{s.mqtt_instance}-ingest",
+                    username=s.mqtt_username,
+                    password=s.mqtt_password,
+                    keepalive=s.mqtt_keepalive,
+                    filters=self._subscriptions,
+                    on_messages=self._received,
+                    tls=self._tls(),
+                )
+            except ConnectRefused as exc:
+                if exc.rc in _AUTH_CODES:
+                    self.auth_failed = True
+                    log.error("the broker refused the control plane's credentials: %s", exc)
+                    return
+                error: Exception = exc
+            except MqttWireError as exc:
+                error = exc
+            else:
+                self._ingest = connection
+                self._paused = False
+                attempt = 0
+                await self._set_up(ingest=True)
+                try:
+                    await connection.wait_closed()
+                    error = MqttWireError("the broker closed the connection")
+                except MqttWireError as exc:
+                    error = exc
+                finally:
+                    self._set_down(ingest=True)
+                    self._ingest = None
+                    await connection.close()
+            delay = backoff_delay(attempt, cap=s.mqtt_backoff_cap_s)
+            attempt += 1
+            if attempt == 1:
+                log.warning("mqtt ingest connection lost (%s); reconnecting", error)
+            await asyncio.sleep(delay)
+
     async def _worker(self) -> None:
         while True:
             first = await self._queue.get()
+            if self._linger_s > 0 and self._queue.qsize() < self._batch_max:
+                # Let the stream fill the batch a little: a transaction per few messages
+                # costs more (commit, thread hand-over) than the few milliseconds waited.
+                await asyncio.sleep(self._linger_s)
             batch = [first]
             while len(batch) < self._batch_max:
                 try:
@@ -234,3 +311,4 @@ class MqttService:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+                self._drained()

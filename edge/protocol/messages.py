@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,8 @@ Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 ExecutionId = Annotated[str, Meta(pattern=EXECUTION_ID_PATTERN)]
 NonNegInt = Annotated[int, Meta(ge=0)]
 MetricKey = Annotated[str, Meta(pattern=METRIC_KEY_PATTERN)]
+_METRIC_KEY = re.compile(METRIC_KEY_PATTERN)
+_METRIC_KEYS = re.compile(r"[a-z0-9_.]{1,64}(?:\n[a-z0-9_.]{1,64})*\Z")
 Cidr = Annotated[str, Meta(min_length=1, max_length=64)]
 
 JobStatus = Literal[
@@ -254,13 +257,26 @@ class Sample(msgspec.Struct, kw_only=True):
     """One health sample: metric name -> value, and the collectors that failed."""
 
     ts: Timestamp
-    metrics: Annotated[dict[MetricKey, float], Meta(max_length=200)]
+    # Keys are MetricKey, checked in __post_init__: one regular expression over all of them
+    # instead of one call per key (a Meta pattern) made decoding eight times slower.
+    metrics: Annotated[dict[str, float], Meta(max_length=200)]
     errors: dict[str, str] = {}  # collector name -> error text
 
     def __post_init__(self) -> None:
         _check_time("ts", self.ts)
-        for key, value in self.metrics.items():
-            _check_finite(f"metrics[{key!r}]", value)
+        metrics = self.metrics
+        if metrics:
+            joined = "\n".join(metrics)
+            if _METRIC_KEYS.match(joined) is None or joined.count("\n") != len(metrics) - 1:
+                for key in metrics:
+                    if _METRIC_KEY.match(key) is None:
+                        raise ProtocolError(
+                            "metrics", f"invalid key {key!r}: must match {METRIC_KEY_PATTERN}"
+                        )
+        # One pass in C over the values; by name only to say which one is wrong.
+        if not all(map(math.isfinite, metrics.values())):
+            for key, value in metrics.items():
+                _check_finite(f"metrics[{key!r}]", value)
 
 
 class TelemetryBatch(Message, kw_only=True):
