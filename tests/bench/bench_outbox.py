@@ -89,7 +89,9 @@ async def replay(path: Path, broker: BenchMosquitto, window: int) -> float:
         runner = asyncio.create_task(session.run())
         await asyncio.wait_for(session.connected.wait(), 30)
         started = time.perf_counter()
-        draining = asyncio.create_task(drain(box, session.publish, window=window))
+        draining = asyncio.create_task(
+            drain(box, session.publish, window=window, abort=session.disconnected)
+        )
         while box.depth() > 0:
             if draining.done():
                 draining.result()  # a publish failed: say why
