@@ -3,6 +3,7 @@ revocation, and the telemetry interval from the desired twin."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,21 +11,27 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from control_plane.db import make_engine, make_sessionmaker, migrate, transaction
+from control_plane.devices import create_device
 from control_plane.models import TelemetryBatchRecord
+from control_plane.mqtt import MqttService
+from edge import protocol as p
 from edge.config import load_config
-from tests.conftest import ControlPlane
+from tests.conftest import ControlPlane, make_settings
 from tests.fleet.conftest import LiveControlPlane, start_live_control_plane
 from tests.fleet.fleet_support import (
     CertAuthority,
+    IngestRunner,
     TlsMosquitto,
     edge_cli,
     edge_status,
     make_ca,
 )
 from tests.fleet.test_fleet_enroll import _enroll, _with_test_seams
+from tests.fleet.test_fleet_shared_ingest import _publish_lines
 from tests.support.broker import Mosquitto
 from tests.support.edge import EdgeProcess, write_edge_config
-from tests.support.wait import wait_until
+from tests.support.wait import async_wait_until, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -223,3 +230,59 @@ def test_the_desired_telemetry_interval_changes_the_sampling(
     # The device's own sample times: 5 s apart once the new interval applies.
     gaps = [b - a for a, b in itertools.pairwise(times[1:])]
     assert gaps and all(4.5 <= g < 60 for g in gaps), gaps
+
+
+def test_the_control_plane_ingests_over_tls_and_stops_on_a_refused_password(
+    tmp_path: Path, tls_broker: TlsMosquitto
+) -> None:
+    # Both control-plane connections (the general one and the lean ingest subscriber) go to
+    # the TLS listener with the pinned CA; a wrong password is given up on, not retried.
+    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    migrate(url)
+    plain = make_settings(url, tls_broker)
+    engine = make_engine(url)
+    with transaction(make_sessionmaker(engine)) as session:
+        _, password = create_device(session, plain, device_id="pc-tls-cp")
+    engine.dispose()
+    settings = make_settings(
+        url,
+        tls_broker,
+        mqtt_port=tls_broker.tls_port,
+        mqtt_tls_ca=tls_broker.authority.ca_cert,
+    )
+    ingest = IngestRunner(settings).start()
+    try:
+        _publish_lines(
+            tls_broker,
+            "pc-tls-cp",
+            password,
+            [
+                p.encode(
+                    p.TelemetryBatch(
+                        ts=1.0 * i,
+                        seq=i,
+                        samples=[p.Sample(ts=1.0 * i, metrics={"cpu.percent": 1.0})],
+                    )
+                )
+                for i in range(1, 6)
+            ],
+        )
+        wait_until(lambda: ingest.ingest.stats.accepted >= 5, message="five batches over TLS")
+    finally:
+        ingest.stop()
+
+    refused = settings.model_copy(update={"mqtt_password": "not-the-password"})
+
+    async def main() -> MqttService:
+        service = MqttService(refused, lambda _batch: None, ["difronte/v1/dev/+/telemetry"])
+        await service.start()
+        try:
+            await async_wait_until(
+                lambda: service.auth_failed, timeout=20, message="the refusal noticed"
+            )
+        finally:
+            await service.stop()
+        return service
+
+    service = asyncio.run(main())
+    assert service.auth_failed and not service.connected.is_set()
