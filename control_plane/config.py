@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # Several ingest workers share the device stream through this shared-subscription group.
     ingest_share_group: str = "difronte-ingest"
     ingest_shared: bool = True
+    # The ingest connection keeps its session at the broker (MQTT clean session off): while the
+    # control plane is away (a restart, an upgrade) the broker holds the devices' QoS 1 messages
+    # for it, a help-button event included, instead of dropping what nobody is subscribed to.
+    ingest_persistent_session: bool = True
 
     # Mosquitto files the control plane writes when devices are added or revoked.
     broker_password_file: Path | None = None

@@ -261,6 +261,7 @@ class MqttService:
                     filters=self._subscriptions,
                     on_messages=self._received,
                     tls=self._tls(),
+                    clean_session=not s.ingest_persistent_session,
                 )
             except ConnectRefused as exc:
                 if exc.rc in _AUTH_CODES:
@@ -274,6 +275,8 @@ class MqttService:
                 self._ingest = connection
                 self._paused = False
                 attempt = 0
+                if connection.session_present:
+                    log.info("ingest session resumed: the broker kept what came meanwhile")
                 await self._set_up(ingest=True)
                 try:
                     await connection.wait_closed()

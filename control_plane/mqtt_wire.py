@@ -117,6 +117,7 @@ class SubscriberProtocol(asyncio.Protocol):
         self.received = 0
         self.error: MqttWireError | None = None  # why the connection was lost, if it was
         self.closing = False  # we asked for the end (DISCONNECT): not an error
+        self.session_present = False  # the broker kept our session from before (CONNACK)
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -184,6 +185,7 @@ class SubscriberProtocol(asyncio.Protocol):
                         j += 2
                     messages.append((topic, bytes(buf[j:end])))
                 elif kind == _CONNACK:
+                    self.session_present = bool(buf[i] & 0x01)
                     if not self.connack.done():
                         self.connack.set_result(buf[i + 1])
                 elif kind == _SUBACK:
@@ -256,8 +258,13 @@ class SubscriberConnection:
         on_messages: Callable[[Messages], None],
         tls: ssl.SSLContext | None = None,
         timeout: float = 10.0,
+        clean_session: bool = True,
     ) -> SubscriberConnection:
-        """Connect, log in and subscribe to ``filters`` at QoS 1; raise MqttWireError."""
+        """Connect, log in and subscribe to ``filters`` at QoS 1; raise MqttWireError.
+
+        With ``clean_session`` off the broker keeps the session (subscriptions, and the QoS 1
+        messages that come while we are away) for the next connection with this client id.
+        """
         loop = asyncio.get_running_loop()
         try:
             _, protocol = await asyncio.wait_for(
@@ -275,7 +282,13 @@ class SubscriberConnection:
         connection = cls(protocol, keepalive)
         try:
             protocol.write(
-                connect_packet(client_id, username=username, password=password, keepalive=keepalive)
+                connect_packet(
+                    client_id,
+                    username=username,
+                    password=password,
+                    keepalive=keepalive,
+                    clean_session=clean_session,
+                )
             )
             try:
                 rc = await asyncio.wait_for(asyncio.shield(protocol.connack), timeout)
@@ -303,6 +316,11 @@ class SubscriberConnection:
         refused = [flt for flt, code in zip(filters, codes, strict=False) if code == 0x80]
         if refused or len(codes) != len(filters):
             raise MqttWireError(f"the broker refused the subscription to {refused or filters}")
+
+    @property
+    def session_present(self) -> bool:
+        """The broker resumed a session it kept for this client id."""
+        return self._protocol.session_present
 
     @property
     def received(self) -> int:

@@ -70,9 +70,12 @@ def make_settings(db_url: str, broker: Mosquitto | None, **overrides: object) ->
         # client id (two with one id take the session from each other in turn) and its own
         # ingest group (two in one group would each get half of the devices' messages).
         instance = f"test-{uuid.uuid4().hex[:8]}"
+        # And no session kept at the broker after it stops (tests that mean it say so): a
+        # kept one would collect every later test's device messages.
         values.update(
             mqtt_instance=instance,
             ingest_share_group=f"ingest-{instance}",
+            ingest_persistent_session=False,
             mqtt_host=broker.host,
             mqtt_port=broker.port,
             broker_password_file=broker.password_file,
