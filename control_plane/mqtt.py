@@ -95,6 +95,7 @@ class MqttService:
         self._client: aiomqtt.Client | None = None
         self._ingest: SubscriberConnection | None = None
         self._paused = False
+        self._stopping = False
         self._control_up = False
         self._ingest_up = False
         self.connected = asyncio.Event()  # both connections up, every subscription made
@@ -145,6 +146,11 @@ class MqttService:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Store what is queued (bounded by ``timeout``), then cancel and await every task."""
+        # Read no more: what the broker still holds stays there (in the kept session) rather
+        # than being acknowledged now and lost with this process.
+        self._stopping = True
+        if self._ingest is not None:
+            self._ingest.pause_reading()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout)
         for task in self._tasks:
@@ -240,7 +246,7 @@ class MqttService:
             self._ingest.pause_reading()
 
     def _drained(self) -> None:
-        if self._paused and self._queue.qsize() < QUEUE_LOW:
+        if self._paused and not self._stopping and self._queue.qsize() < QUEUE_LOW:
             self._paused = False
             if self._ingest is not None:
                 self._ingest.resume_reading()
