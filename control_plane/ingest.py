@@ -31,7 +31,7 @@ from edge import protocol as p
 
 from .db import utcnow
 from .models import Device, DeviceEvent, IngestError, TelemetryBatchRecord
-from .sinks import SqlSink, TelemetrySink
+from .sinks import EmbeddedSink, TelemetrySink
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Ingest:
         errors_kept: int = 50,
     ) -> None:
         self._factory = factory
-        self.sink: TelemetrySink = sink or SqlSink()
+        self.sink: TelemetrySink = sink or EmbeddedSink()
         self._errors_kept = errors_kept
         self.stats = IngestStats()
         self._handlers: dict[p.TopicKind, list[Handler]] = {}

@@ -106,19 +106,6 @@ class TelemetryBatchRecord(Base):
     samples: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
 
-class TelemetryPoint(Base):
-    """The embedded time-series store: one row per sample and metric."""
-
-    __tablename__ = "telemetry_points"
-    __table_args__ = (Index("ix_points_device_name_ts", "device_id", "name", "ts"),)
-
-    id: Mapped[int] = mapped_column(_BIGID, primary_key=True, autoincrement=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(64))
-    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    value: Mapped[float]
-
-
 class DeviceEvent(Base):
     __tablename__ = "device_events"
     __table_args__ = (UniqueConstraint("device_id", "event_id"),)

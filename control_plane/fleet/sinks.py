@@ -1,7 +1,7 @@
 """Where telemetry series go: the embedded SQL store (default), or InfluxDB.
 
-``EmbeddedSink`` keeps the series in the database the control plane already writes: the
-accepted batches with their samples (see its docstring for why not one row per metric).
+``EmbeddedSink`` (from ``control_plane/sinks.py``) keeps the series in the database the
+control plane already writes: the accepted batches with their samples.
 
 ``InfluxSink`` writes InfluxDB line protocol through influxdb-client: InfluxDB 2/3 and
 VictoriaMetrics (``/api/v2/write``). Points of stored batches are buffered during the ingest
@@ -23,32 +23,14 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from sqlalchemy.orm import Session
 
 from ..config import Settings
+from ..sinks import EmbeddedSink, SamplesIn
 
 log = logging.getLogger(__name__)
 
 MEASUREMENT = "device_health"
 _MAX_BUFFERED = 200_000
 
-SamplesIn = Sequence[tuple[float, Mapping[str, float]]]
-
-
-class EmbeddedSink:
-    """The embedded SQL store: the series are the accepted batches themselves.
-
-    Every accepted batch is already a row of ``telemetry_batches`` with its samples, indexed
-    by device; :mod:`.series` reads charts from there. Writing each sample again as one row
-    per metric (the core ``SqlSink``) costs 27 rows per batch for a real PC: at thousands of
-    batches a second that, not receiving them, was where ingest time went.
-    """
-
-    def write(self, session: Session, device_id: str, samples: SamplesIn) -> None:
-        """Nothing to add: the batch row holds the samples."""
-
-    def write_many(self, session: Session, items: Sequence[tuple[str, SamplesIn]]) -> None:
-        """Nothing to add: the batch rows hold the samples."""
-
-    def flush(self) -> None:
-        """Nothing buffered."""
+__all__ = ["MEASUREMENT", "EmbeddedSink", "InfluxSink", "SamplesIn", "to_lines"]
 
 
 def _escape_tag(value: str) -> str:

@@ -160,24 +160,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("device_id", "seq"),
     )
     op.create_table(
-        "telemetry_points",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("device_id", sa.String(length=64), nullable=False),
-        sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("ts", control_plane.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("value", sa.Double(), nullable=False),
-        sa.ForeignKeyConstraint(["device_id"], ["devices.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    with op.batch_alter_table("telemetry_points", schema=None) as batch_op:
-        batch_op.create_index("ix_points_device_name_ts", ["device_id", "name", "ts"], unique=False)
-
-    op.create_table(
         "alerts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
@@ -241,10 +223,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_alerts_beneficiary_id"))
 
     op.drop_table("alerts")
-    with op.batch_alter_table("telemetry_points", schema=None) as batch_op:
-        batch_op.drop_index("ix_points_device_name_ts")
 
-    op.drop_table("telemetry_points")
     op.drop_table("telemetry_batches")
     op.drop_table("device_events")
     op.drop_table("beneficiaries")
