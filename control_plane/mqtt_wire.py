@@ -118,6 +118,7 @@ class SubscriberProtocol(asyncio.Protocol):
         self.error: MqttWireError | None = None  # why the connection was lost, if it was
         self.closing = False  # we asked for the end (DISCONNECT): not an error
         self.session_present = False  # the broker kept our session from before (CONNACK)
+        self.paused = False  # not reading on purpose: silence is then ours, not the broker's
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -331,12 +332,15 @@ class SubscriberConnection:
         """Stop reading from the socket (the broker then holds what comes)."""
         transport = self._protocol.transport
         if transport is not None and not transport.is_closing():
+            self._protocol.paused = True
             transport.pause_reading()
 
     def resume_reading(self) -> None:
         """Read again after ``pause_reading``."""
         transport = self._protocol.transport
         if transport is not None and not transport.is_closing():
+            self._protocol.paused = False
+            self._protocol.last_received = time.monotonic()
             transport.resume_reading()
 
     async def wait_closed(self) -> None:
@@ -366,7 +370,7 @@ class SubscriberConnection:
         while not protocol.closed.done():
             await asyncio.sleep(interval)
             now = time.monotonic()
-            if now - protocol.last_received > 1.5 * self._keepalive:
+            if not protocol.paused and now - protocol.last_received > 1.5 * self._keepalive:
                 log.warning(
                     "no word from the broker for %.0f s: reconnecting", 1.5 * self._keepalive
                 )

@@ -224,3 +224,73 @@ def test_a_broker_that_goes_away_ends_the_connection_with_an_error(own_broker: M
         await connection.close()
 
     run(main)
+
+
+async def _silent_broker(answers: bool) -> tuple[asyncio.Server, int, list[bytes]]:
+    """A TCP server that accepts CONNECT and SUBSCRIBE, then ignores PINGREQ unless ``answers``."""
+    seen: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(4096):
+                seen.append(data)
+                if data[0] == 0x10:
+                    writer.write(b"\x20\x02\x00\x00")  # CONNACK, accepted
+                elif data[0] == 0x82:
+                    writer.write(b"\x90\x03" + data[2:4] + b"\x01")  # SUBACK, QoS 1
+                elif data[0] == 0xC0 and answers:
+                    writer.write(b"\xd0\x00")  # PINGRESP
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], seen
+
+
+async def _open_to(port: int) -> SubscriberConnection:
+    return await SubscriberConnection.open(
+        "127.0.0.1",
+        port,
+        client_id="wire-test-ka",
+        username=None,
+        password=None,
+        keepalive=1,
+        filters=["a/b"],
+        on_messages=lambda _m: None,
+    )
+
+
+def test_a_broker_that_stops_answering_pings_is_dropped() -> None:
+    async def main() -> None:
+        server, port, seen = await _silent_broker(answers=False)
+        async with server:
+            connection = await _open_to(port)
+            with pytest.raises(MqttWireError):
+                async with asyncio.timeout(10):
+                    await connection.wait_closed()
+            assert any(data.startswith(b"\xc0\x00") for data in seen)  # it did ask
+            await connection.close()
+
+    run(main)
+
+
+def test_an_answering_broker_or_a_paused_reader_keeps_the_connection() -> None:
+    async def main() -> None:
+        server, port, _ = await _silent_broker(answers=True)
+        async with server:
+            connection = await _open_to(port)
+            closed = asyncio.ensure_future(connection.wait_closed())
+            await asyncio.sleep(3.5)  # over three keepalives, answered
+            assert not closed.done()
+            # Not reading on purpose (storage is behind): the unread PINGRESPs are no reason.
+            connection.pause_reading()
+            await asyncio.sleep(3.5)
+            assert not closed.done()
+            connection.resume_reading()
+            await connection.close()
+            await closed
+
+    run(main)
