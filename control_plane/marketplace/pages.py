@@ -1,7 +1,8 @@
 """The marketplace's console pages: public search and worker pages, and the request form.
 
-The job pages (lists, a request and its actions) are in ``pages_jobs``. Every page is Italian
-first, renders with the console's layout and checks CSRF on every POST.
+The job pages (lists, a request and its actions) are in ``pages_jobs``; the administrators'
+catalogue, worker profiles and stock in ``pages_admin``. Every page is Italian first, renders
+with the console's layout and checks CSRF on every POST.
 """
 
 from __future__ import annotations
@@ -361,7 +362,8 @@ def _save_request(
 
 def install(ctx: FeatureContext) -> None:
     """Mount the pages (the console itself is installed by ``control_plane.web``)."""
-    from . import pages_jobs
+    from . import pages_admin, pages_jobs
 
     ctx.app.include_router(router)
     ctx.app.include_router(pages_jobs.router)
+    ctx.app.include_router(pages_admin.router)

@@ -20,6 +20,11 @@ _NEXT = {
 }
 
 
+def next_statuses(current: StockStatus) -> list[StockStatus]:
+    """The states an item in ``current`` may move to, in the enum's order."""
+    return [status for status in StockStatus if status in _NEXT[current]]
+
+
 def goods_to_stock(session: Session, request: ServiceRequest) -> list[StockItem]:
     """Turn the request's accepted goods into stock items (once: a good is stocked only once)."""
     items = []

@@ -184,7 +184,11 @@ def update_worker(
         changed.append("description")
     if skill_ids is not None:
         wanted = {c.id: c for c in _skills(session, skill_ids)}
-        worker.skills = [s for s in worker.skills if s.category_id in wanted]
+        # A hidden service can be neither chosen nor shown on a form: whoever offered it keeps
+        # it, for when it is shown again, instead of losing it to the next save.
+        worker.skills = [
+            s for s in worker.skills if s.category_id in wanted or not s.category.active
+        ]
         have = {s.category_id for s in worker.skills}
         worker.skills += [WorkerSkill(category=c) for cid, c in wanted.items() if cid not in have]
         changed.append("skills")
