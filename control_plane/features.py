@@ -23,6 +23,7 @@ FEATURES: tuple[str, ...] = (
     "control_plane.care",
     "control_plane.jobs",
     "control_plane.schedules",
+    "control_plane.people",
     "control_plane.marketplace",
     "control_plane.workshop.feature",
 )
