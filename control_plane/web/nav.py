@@ -69,3 +69,12 @@ def nav_for(role: str) -> list[NavItem]:
     with _lock:
         items = list(_items.values())
     return sorted((i for i in items if i.visible_to(role)), key=lambda i: (i.order, i.path))
+
+
+def current_nav(items: list[NavItem], path: str) -> str | None:
+    """The menu entry ``path`` belongs to: the longest entry path it is, or is under.
+
+    "/people/users/3" is under "/people" and "/people/users": the menu marks the second only.
+    """
+    matching = [i.path for i in items if path == i.path or path.startswith(i.path + "/")]
+    return max(matching, key=len, default=None)

@@ -33,7 +33,7 @@ from .console import LANG_COOKIE, Console, get_console
 from .csrf import FORM_FIELD, HEADER, SAFE_METHODS
 from .formatting import Formatter
 from .i18n import LANGUAGES, N_, negotiate
-from .nav import NavItem, nav_for
+from .nav import NavItem, current_nav, nav_for
 from .sessions import ConsoleSession, request_session
 
 # Requests from static/live.js carry this header; they get a status, not a redirect or a page.
@@ -178,9 +178,11 @@ class Page:
     ) -> HTMLResponse:
         """A full page: ``template`` (extending base.html) with the layout's context."""
         full = self._context(context)
+        nav = self.nav()
         full.update(
             csrf_token=self.csrf_token,
-            nav=self.nav(),
+            nav=nav,
+            current_nav=current_nav(nav, self.request.url.path),
             flashes=self.session.pop_flashes(),
             request_target=self._request_target(),
         )

@@ -247,6 +247,18 @@ def test_feature_pages_join_the_nav_without_touching_the_layout(
     assert 'href="/appointments"' in client.get("/").text
 
 
+def test_the_menu_marks_the_most_specific_entry_only() -> None:
+    items = [
+        nav.NavItem(path=p, label_msgid=p, roles=frozenset({Role.ADMIN.value}))
+        for p in ("/people", "/people/users", "/market/search")
+    ]
+    assert nav.current_nav(items, "/people/users/3") == "/people/users"
+    assert nav.current_nav(items, "/people/7") == "/people"
+    assert nav.current_nav(items, "/people") == "/people"
+    assert nav.current_nav(items, "/peoplex") is None
+    assert nav.current_nav(items, "/") is None
+
+
 def test_register_nav_checks_its_arguments() -> None:
     with pytest.raises(ValueError, match="path"):
         nav.register_nav("https://x", "Label", [Role.ADMIN])
