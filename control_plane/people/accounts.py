@@ -10,12 +10,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import audit
-from ..models import Role, User
+from ..models import ApiToken, Role, User
 from ..security import hash_password
 from .errors import Problems
 
@@ -198,9 +198,20 @@ def set_password(session: Session, *, actor: User, user: User, password: str) ->
     _check_password(problems, password, user.email)
     problems.raise_if_any()
     user.password_hash = hash_password(password)
+    # A new password is given when the old one may be known to someone else: the bearer tokens
+    # made with it stop too (programs log in again).
+    revoked = session.scalar(
+        select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user.id)
+    )
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     session.flush()
     audit.record(
-        session, action="user.password_set", object_type="user", object_id=user.id, actor=actor
+        session,
+        action="user.password_set",
+        object_type="user",
+        object_id=user.id,
+        actor=actor,
+        data={"tokens_revoked": revoked} if revoked else None,
     )
 
 

@@ -238,6 +238,12 @@ def test_an_admin_cannot_lock_themselves_out(env: Env) -> None:
 
 def test_new_password_replaces_the_old_one(env: Env) -> None:
     anna = env.user_ids["anna"]
+    # Anna's program logs in (her e-mail in other capitals is the same address).
+    shouted = {"email": env.emails["anna"].upper(), "password": "pw-secret-1"}
+    r = env.client.post("/api/v1/auth/token", json=shouted)
+    assert r.status_code == 200, r.text
+    program = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert env.client.get("/api/v1/auth/me", headers=program).status_code == 200
     r = env.client.put(
         f"/api/v1/users/{anna}/password", json={"password": NEW_PASSWORD}, headers=env.h("admin")
     )
@@ -246,8 +252,11 @@ def test_new_password_replaces_the_old_one(env: Env) -> None:
     assert env.client.post("/api/v1/auth/token", json=old).status_code == 401
     new = {"email": env.emails["anna"], "password": NEW_PASSWORD}
     assert env.client.post("/api/v1/auth/token", json=new).status_code == 200
+    # The tokens made with the old password stopped with it.
+    assert env.client.get("/api/v1/auth/me", headers=program).status_code == 401
     (entry,) = [e for e in env.audit("user.password_set") if e.object_id == str(anna)]
-    assert entry.actor_id == env.user_ids["admin"] and entry.data == {}
+    assert entry.actor_id == env.user_ids["admin"]
+    assert entry.data["tokens_revoked"] >= 1
 
 
 # --- beneficiaries and their PC -------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ...models import ApiToken, User
 from ...security import new_token, token_hash, verify_password
@@ -34,7 +34,9 @@ class Me(BaseModel):
 @router.post("/token", response_model=TokenPublic)
 def create_token(body: TokenRequest, session: SessionDep) -> TokenPublic:
     """Exchange an e-mail and password for a bearer token."""
-    user = session.execute(select(User).where(User.email == body.email)).scalar_one_or_none()
+    # As the console's login: an e-mail address is the same whatever its capitals.
+    email = body.email.strip().lower()
+    user = session.execute(select(User).where(func.lower(User.email) == email)).scalar_one_or_none()
     if user is None or not user.is_active or not verify_password(body.password, user.password_hash):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong e-mail or password")
     token = new_token()
