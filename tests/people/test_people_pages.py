@@ -476,3 +476,17 @@ def test_pages_speak_english_to_english_speakers(env: Env) -> None:
             ).scalar_one()
             == 1
         )
+
+
+def test_care_and_schedule_pages_lead_coordinators_to_the_persons_sheet(env: Env) -> None:
+    person = env.beneficiary(env.tag("Elsa Neri"))
+    pid = person["id"]
+    env.assign(pid, "anna")
+    link = f'<a href="/people/{pid}" id="manage-person">PC, chi chiama e dati della persona</a>'
+    coordinator = env.signed_in("coordinator")
+    for path in (f"/care/people/{pid}", f"/schedules/people/{pid}"):
+        page = coordinator.get(path)
+        assert page.status_code == 200 and link in page.text, path
+    caregiver = env.signed_in("anna")  # sees the person, cannot change who calls
+    page = caregiver.get(f"/care/people/{pid}")
+    assert page.status_code == 200 and 'id="manage-person"' not in page.text
