@@ -587,7 +587,11 @@ def section(figures: list[Figures], *, when: str | None = None) -> str:
         "per key, 27 times per batch: one expression over all the keys in "
         "`Sample.__post_init__` made decoding a batch 2.7 times faster (11.6 to 4.2 us); "
         'payloads starting `{"v":1,` are decoded once instead of header then body; each '
-        "ingest worker waits 10 ms for a batch to fill (fewer, larger transactions). Earlier: "
+        "ingest worker waits 10 ms for a batch to fill (fewer, larger transactions). On "
+        "PostgreSQL the batches go in as one array per column (`unnest`, binary parameters: "
+        "the driver had re-parsed a 900-placeholder statement and escaped every JSON text into "
+        "array syntax) and the devices' latest state is one UPDATE from arrays after locking "
+        "their rows in id order, instead of one UPDATE per device: 7,058/s to 14,307/s. Earlier: "
         "telemetry stored in bulk (the devices checked in one query, one multi-row `INSERT "
         "... ON CONFLICT (device_id, seq) DO NOTHING RETURNING`, each device's latest state one "
         "row of an executemany, hand-written statements), the series kept in the batch rows, "

@@ -89,6 +89,23 @@ def test_telemetry_stored_once_and_latest_kept(ingest: Ingest) -> None:
     assert ingest.stats.duplicates == 2
 
 
+def test_a_late_older_batch_is_stored_but_moves_nothing_back(ingest: Ingest) -> None:
+    ingest.handle(TELEMETRY, _batch(5, 50))
+    late = p.TelemetryBatch(
+        ts=p.now() - 3600,
+        seq=4,
+        samples=[p.Sample(ts=p.now() - 3600, metrics={"cpu.percent": 4.0})],
+    )
+    ingest.handle_many([(TELEMETRY, p.encode(late))])  # replayed late from an outbox
+    device = _device(ingest)
+    assert device.telemetry_seq == 5
+    assert (
+        device.last_telemetry is not None and device.last_telemetry["metrics"]["cpu.percent"] == 51
+    )
+    with ingest._factory() as session:
+        assert session.scalar(select(func.count()).select_from(TelemetryBatchRecord)) == 2
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
