@@ -416,6 +416,7 @@ def remove_caregiver(session: Session, *, actor: User, person: Beneficiary, user
     row = _existing(session, person, user_id)
     was_primary = row.primary
     session.delete(row)
+    appointments = _drop_from_appointments(session, person, user_id)
     session.flush()
     audit.record(
         session,
@@ -423,5 +424,25 @@ def remove_caregiver(session: Session, *, actor: User, person: Beneficiary, user
         object_type="beneficiary",
         object_id=person.id,
         actor=actor,
-        data={"user_id": user_id, "primary": was_primary},
+        data={
+            "user_id": user_id,
+            "primary": was_primary,
+            **({"appointments": appointments} if appointments else {}),
+        },
     )
+
+
+def _drop_from_appointments(session: Session, person: Beneficiary, user_id: int) -> int:
+    """Take the caregiver off the person's appointments; how many they were on."""
+    try:
+        from ..schedules.models import Appointment, AppointmentCaregiver
+    except ImportError:  # schedules not part of this build
+        return 0
+    rows = session.scalars(
+        select(AppointmentCaregiver)
+        .join(Appointment, Appointment.id == AppointmentCaregiver.appointment_id)
+        .where(Appointment.beneficiary_id == person.id, AppointmentCaregiver.user_id == user_id)
+    ).all()
+    for r in rows:
+        session.delete(r)
+    return len(rows)

@@ -434,6 +434,33 @@ def test_assigned_caregiver_sees_the_person_until_removed(env: Env) -> None:
         assert any(e.object_id == str(person["id"]) for e in env.audit(action)), action
 
 
+def test_a_removed_caregiver_leaves_the_persons_appointments(env: Env) -> None:
+    person = env.beneficiary("Lina Verdi")
+    env.assign(person["id"], "anna")
+    env.assign(person["id"], "bruno")
+    r = env.client.post(
+        f"/api/v1/beneficiaries/{person['id']}/appointments",
+        json={
+            "start": "2030-03-04T10:00:00",
+            "duration_min": 30,
+            "rrule": "FREQ=WEEKLY;BYDAY=MO",
+            "caregiver_ids": [env.user_ids["anna"], env.user_ids["bruno"]],
+        },
+        headers=env.h("coordinator"),
+    )
+    assert r.status_code == 201, r.text
+    appointment = r.json()["id"]
+    r = env.client.delete(
+        f"/api/v1/beneficiaries/{person['id']}/caregivers/{env.user_ids['anna']}",
+        headers=env.h("coordinator"),
+    )
+    assert r.status_code == 204
+    r = env.client.get(f"/api/v1/appointments/{appointment}", headers=env.h("coordinator"))
+    assert r.json()["caregiver_ids"] == [env.user_ids["bruno"]]
+    (entry,) = [e for e in env.audit("caregiver.remove") if e.object_id == str(person["id"])]
+    assert entry.data["appointments"] == 1
+
+
 def test_only_active_caregivers_can_be_assigned(env: Env) -> None:
     person = env.beneficiary("Teresa Viola")
     path = f"/api/v1/beneficiaries/{person['id']}/caregivers"
