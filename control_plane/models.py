@@ -6,7 +6,17 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, UTCDateTime, utcnow
@@ -104,6 +114,18 @@ class TelemetryBatchRecord(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     dropped: Mapped[int] = mapped_column(default=0)
     samples: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class LoginFailure(Base):
+    """Recent wrong passwords for one e-mail from one address (the console's login throttle)."""
+
+    __tablename__ = "login_failures"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[list[float]] = mapped_column(JSON, default=list)  # epoch seconds
+    locked_until: Mapped[float] = mapped_column(Double, default=0.0)
+    updated_at: Mapped[float] = mapped_column(Double, default=0.0, index=True)
 
 
 class DeviceEvent(Base):

@@ -26,6 +26,7 @@ from .pages import (
     page_for_roles,
 )
 from .sessions import ConsoleSessionMiddleware
+from .throttle import LoginThrottle, SqlThrottleStore
 
 __all__ = [
     "N_",
@@ -55,6 +56,10 @@ def install(app: FastAPI, settings: Settings, **options: Any) -> Console:
     from .i18n import PACKAGE_DIR
     from .routes import auth, fleet, home
 
+    factory = getattr(app.state, "sessionmaker", None)
+    if factory is not None and "throttle" not in options:
+        # Failed logins counted in the database: the same count on every replica.
+        options["throttle"] = LoginThrottle(store=SqlThrottleStore(factory))
     console = Console(settings, **options)
     app.state.console = console
     app.add_middleware(ConsoleSessionMiddleware, codec=console.codec, csrf=console.csrf)

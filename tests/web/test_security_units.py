@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
 
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_plane.db import make_engine, make_sessionmaker, migrate
+from control_plane.models import LoginFailure
 from control_plane.web.csrf import CsrfGuard
 from control_plane.web.pages import safe_next
 from control_plane.web.sessions import COOKIE_NAME, ConsoleSession, SessionCodec
 from control_plane.web.signing import BadSignature, SignatureExpired, Signer
-from control_plane.web.throttle import LoginThrottle
+from control_plane.web.throttle import LoginThrottle, MemoryThrottleStore, SqlThrottleStore
 
 
 class Clock:
@@ -196,11 +202,60 @@ def test_success_forgets_the_failures() -> None:
 
 
 def test_memory_is_bounded() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(clock=clock, max_keys=10)
+    store = MemoryThrottleStore(max_keys=10)
+    throttle = LoginThrottle(store=store, clock=Clock())
     for i in range(100):
         throttle.record_failure(f"user{i}@example.org", "ip")
-    assert len(throttle._records) <= 10
+    assert len(store) <= 10
+
+
+@pytest.fixture
+def sql_factory(db_url: str) -> Iterator[sessionmaker[Session]]:
+    migrate(db_url)
+    engine = make_engine(db_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def test_replicas_share_the_count_through_the_database(
+    sql_factory: sessionmaker[Session],
+) -> None:
+    # Two control-plane processes, each with its own throttle, on one database: an attacker
+    # gets five tries in all, not five per replica.
+    clock = Clock()
+    one = LoginThrottle(store=SqlThrottleStore(sql_factory), clock=clock)
+    two = LoginThrottle(store=SqlThrottleStore(sql_factory), clock=clock)
+    for throttle in (one, two, one, two):
+        assert not throttle.record_failure("anna@example.org", "10.0.0.1")
+    assert two.record_failure("ANNA@example.org", "10.0.0.1")
+    assert one.retry_after("anna@example.org", "10.0.0.1") == pytest.approx(15 * 60)
+    assert two.retry_after("anna@example.org", "10.0.0.2") == 0
+    clock.now += 15 * 60
+    assert one.retry_after("anna@example.org", "10.0.0.1") == 0
+    # Old failures slide out of the window; a success forgets them on every replica.
+    for _ in range(4):
+        one.record_failure("bruno@example.org", "ip")
+    two.record_success("bruno@example.org", "ip")
+    assert not one.record_failure("bruno@example.org", "ip")
+    with sql_factory() as session:
+        (row,) = session.scalars(
+            select(LoginFailure).where(LoginFailure.email == "bruno@example.org")
+        ).all()
+        assert len(row.failures) == 1
+
+
+def test_the_database_forgets_pairs_untouched_for_a_day(
+    sql_factory: sessionmaker[Session],
+) -> None:
+    store = SqlThrottleStore(sql_factory, keep_s=60)
+    throttle = LoginThrottle(store=store, clock=Clock())
+    throttle.record_failure("old@example.org", "ip")
+    with sql_factory() as session:
+        session.execute(update(LoginFailure).values(updated_at=0.0))
+        session.commit()
+    throttle.record_failure("new@example.org", "ip")  # a later change tidies up
+    with sql_factory() as session:
+        assert set(session.scalars(select(LoginFailure.email))) == {"new@example.org"}
 
 
 def test_throttle_refuses_nonsense_settings() -> None:
