@@ -8,6 +8,7 @@ There is no kernel WireGuard here, so ``backend="auto"`` also proves the fallbac
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,7 +164,25 @@ def test_netlink_changes_are_put_back(tunnel: Tunnel) -> None:
     run(["ip", "route", "del", "10.77.0.1/32", "dev", t.ifname], ns=t.dev_ns, check=False)
     wait_until(lambda: f"inet {DEVICE_ADDRESS}/32" in t.addresses(), message="address back")
     run(["ip", "link", "set", t.ifname, "down"], ns=t.dev_ns)
-    wait_until(lambda: udp_reaches(t.hub_ns, DEVICE_ADDRESS), timeout=20, message="link back up")
+    wait_until(
+        lambda: re.search(
+            r"<[^>]*\bUP\b", run(["ip", "-o", "link", "show", t.ifname], ns=t.dev_ns)
+        ),
+        timeout=20,
+        message="the link set up again",
+    )
+    wait_until(
+        lambda: "10.77.0.1" in run(["ip", "route", "show", "dev", t.ifname], ns=t.dev_ns),
+        message="the route to the hub back",
+    )
+    # Traffic again. A link taken down makes wireguard-go drop its sessions: a new handshake
+    # follows at once (persistent keepalive) or, at worst, when WireGuard's own timers make the
+    # hub start one (about 15 s after its packets go unanswered). Wait for those timers.
+    wait_until(
+        lambda: udp_reaches(t.hub_ns, DEVICE_ADDRESS),
+        timeout=60,
+        message="the tunnel carrying traffic again",
+    )
 
 
 def test_a_dead_wireguard_go_is_replaced(tunnel: Tunnel) -> None:
