@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import os
 import stat
@@ -70,6 +71,7 @@ def _x25519(scalar: bytes, u: int) -> bytes:
     return (x2 * pow(z2, _P - 2, _P) % _P).to_bytes(KEY_LEN, "little")
 
 
+@functools.lru_cache(maxsize=4)  # asked for on every tunnel report; the key rarely changes
 def public_key(private: bytes) -> bytes:
     """The X25519 public key of ``private`` (what ``wg pubkey`` prints, before base64)."""
     if len(private) != KEY_LEN:
