@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 Messages = list[tuple[str, bytes]]
 
-_CONNECT, _CONNACK, _PUBLISH, _PUBACK = 1, 2, 3, 4
-_SUBSCRIBE, _SUBACK, _PINGREQ, _PINGRESP, _DISCONNECT = 8, 9, 12, 13, 14
+# Packet types the broker sends us (MQTT 3.1.1, section 2.2.1).
+_CONNACK, _PUBLISH, _SUBACK, _PINGRESP = 2, 3, 9, 13
 _PINGREQ_PACKET = b"\xc0\x00"
 _DISCONNECT_PACKET = b"\xe0\x00"
 
