@@ -12,7 +12,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -396,18 +395,6 @@ def _days(availability: Mapping[Weekday, list[Slot]]) -> dict[str, list[str]]:
     return {str(day): [str(slot) for slot in slots] for day, slots in availability.items()}
 
 
-def _unprofiled(session: Session) -> list[User]:
-    """Active people with the worker role who have no profile yet (the create form's choice)."""
-    has_profile = exists().where(WorkerProfile.user_id == User.id)
-    return list(
-        session.scalars(
-            select(User)
-            .where(User.role == Role.WORKER.value, User.is_active.is_(True), ~has_profile)
-            .order_by(User.name, User.id)
-        )
-    )
-
-
 def _worker_form(page: Page, session: Session) -> dict[str, Any]:
     """What the profile fields (``_worker_fields.html``) need."""
     return {
@@ -421,17 +408,13 @@ def _worker_form(page: Page, session: Session) -> dict[str, Any]:
 def _render_workers(
     page: Page, session: Session, values: dict[str, Any], errors: dict[str, str], status: int
 ) -> Response:
-    ids = list(
-        session.scalars(
-            select(WorkerProfile.id).order_by(WorkerProfile.display_name, WorkerProfile.id)
-        )
-    )
+    ids = workers.all_worker_ids(session)
     loaded = workers.load_workers(session, ids)
     return page.render(
         "marketplace/admin_workers.html",
         status_code=status,
         rows=[worker_public(loaded[i]) for i in ids],
-        people=_unprofiled(session),
+        people=workers.accounts_without_profile(session),
         values=values,
         errors=errors,
         **_worker_form(page, session),

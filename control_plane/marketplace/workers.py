@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from .. import audit
@@ -233,6 +233,27 @@ def recompute_rating(session: Session, worker: WorkerProfile) -> None:
     ).one()
     worker.rating_sum = int(total)
     worker.rating_count = int(count)
+
+
+def all_worker_ids(session: Session) -> list[int]:
+    """Every profile, by name (the administrators' list)."""
+    return list(
+        session.scalars(
+            select(WorkerProfile.id).order_by(WorkerProfile.display_name, WorkerProfile.id)
+        )
+    )
+
+
+def accounts_without_profile(session: Session) -> list[User]:
+    """Active people with the worker role who have no profile yet."""
+    has_profile = exists().where(WorkerProfile.user_id == User.id)
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.role == Role.WORKER.value, User.is_active.is_(True), ~has_profile)
+            .order_by(User.name, User.id)
+        )
+    )
 
 
 def load_workers(session: Session, ids: Sequence[int]) -> dict[int, WorkerProfile]:
